@@ -1,0 +1,342 @@
+r"""Batch normalization as plain NumPy functions, each forward beside its backward.
+
+For an input ``x`` of shape ``(N, C, *)`` (for images ``(N, C, H, W)``), channel ``c``
+pools the ``m = N·H·W`` values ``x[:, c, ...]`` ("per channel, over batch and space"):
+
+.. math::
+
+    \mu_c = \frac{1}{m}\sum x, \qquad
+    \sigma^2_c = \frac{1}{m}\sum (x - \mu_c)^2, \qquad
+    \hat x = \frac{x - \mu_c}{\sqrt{\sigma^2_c + \varepsilon}}, \qquad
+    y = \gamma_c \hat x + \beta_c .
+
+Every function takes and returns NumPy arrays and keeps the input's dtype (float32 or
+float64). Statistics are accumulated in float64, so float32 results agree with PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------------------
+# Input checks: bad input gets a clear error, never silent garbage.
+# --------------------------------------------------------------------------------------
+
+
+def as_input(x, name: str = "input") -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32/float64 array of shape ``(N, C, *)``."""
+    if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a floating-point array of dtype float32 or float64, "
+            f"got dtype {x.dtype}; convert it first, e.g. x.astype(np.float32)"
+        )
+    if x.ndim < 2:
+        raise ValueError(
+            f"{name} must have shape (N, C, *) with at least 2 dimensions, "
+            f"got shape {x.shape} ({x.ndim}D)"
+        )
+    return np.ascontiguousarray(x)
+
+
+def check_eps(eps: float) -> None:
+    """ε must be a positive number: it keeps √(σ² + ε) away from zero."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
+        raise TypeError(f"eps must be a positive number, got {type(eps).__name__}")
+    if not eps > 0 or not math.isfinite(eps):
+        raise ValueError(
+            f"eps must be a positive finite number (default 1e-5), got {eps}; "
+            "it is added to the variance under the square root to avoid division by zero"
+        )
+
+
+def check_momentum(momentum: float | None, allow_none: bool = False) -> None:
+    """Momentum is the weight of the new batch statistic, a number in [0, 1]."""
+    if momentum is None and allow_none:
+        return
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)):
+        expected = "a number in [0, 1] or None" if allow_none else "a number in [0, 1]"
+        raise TypeError(f"momentum must be {expected}, got {type(momentum).__name__}")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(
+            f"momentum must be in [0, 1] (PyTorch's default is 0.1), got {momentum}; "
+            "a Keras momentum of 0.99 is PyTorch's 1 - 0.99 = 0.01"
+        )
+
+
+def check_channel_vector(v, num_channels: int, name: str) -> np.ndarray | None:
+    """A per-channel parameter or buffer: ``None`` or an array of shape ``(C,)``."""
+    if v is None:
+        return None
+    if hasattr(v, "detach") and hasattr(v, "numpy"):
+        v = v.detach().cpu().numpy()
+    if not isinstance(v, np.ndarray):
+        v = np.asarray(v)
+    if v.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {v.dtype}")
+    if v.shape != (num_channels,):
+        raise ValueError(
+            f"{name} must have shape ({num_channels},), one value per channel of the "
+            f"input, got shape {v.shape}"
+        )
+    return v
+
+
+def check_batch_size(x: np.ndarray) -> None:
+    """Training needs at least two values per channel, or the variance is 0 (or undefined)."""
+    if x.size // x.shape[1] <= 1:
+        raise ValueError(
+            "Expected more than 1 value per channel when training, got input size "
+            f"{x.shape}; use a batch with N*H*W > 1, or switch to evaluation mode"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Per-channel reductions. The input is viewed as (N, C, L) with L = H·W.
+# --------------------------------------------------------------------------------------
+
+
+def channels_view(x: np.ndarray) -> np.ndarray:
+    """View a C-contiguous ``(N, C, *)`` array as ``(N, C, L)`` without copying."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def channel_sum(a: np.ndarray) -> np.ndarray:
+    """Σ over batch and space of ``a`` (N, C, L), per channel, accumulated in float64."""
+    n, c, length = a.shape
+    rows = a.reshape(n * c, length)
+    row_sums = rows @ np.ones(length, dtype=a.dtype)  # matrix-vector: a fast contiguous sum
+    return row_sums.reshape(n, c).sum(axis=0, dtype=np.float64)
+
+
+def channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ over batch and space of ``a·b`` (both (N, C, L)), per channel, in float64."""
+    n, c, length = a.shape
+    row_dots = np.vecdot(a.reshape(n * c, length), b.reshape(n * c, length))
+    return row_dots.reshape(n, c).sum(axis=0, dtype=np.float64)
+
+
+def per_channel(v: np.ndarray, dtype) -> np.ndarray:
+    """A ``(C,)`` vector as a ``(C, 1)`` column of ``dtype``, to broadcast over (N, C, L)."""
+    return np.asarray(v, dtype=dtype).reshape(-1, 1)
+
+
+# --------------------------------------------------------------------------------------
+# Forward
+# --------------------------------------------------------------------------------------
+
+
+def batch_stats(x) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per-channel mean and *biased* variance (divide by m), in float64.
+
+    μ_c = (1/m) Σ x,   σ²_c = (1/m) Σ (x − μ_c)²,   m = N·H·W.
+    """
+    x3 = channels_view(as_input(x))
+    m = x3.shape[0] * x3.shape[2]
+    mean = channel_sum(x3) / m
+    centered = x3 - per_channel(mean, x3.dtype)
+    return mean, channel_dot(centered, centered) / m
+
+
+def update_running_stats(
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    mean: np.ndarray,
+    var: np.ndarray,
+    m: int,
+    momentum: float,
+) -> None:
+    r"""PyTorch's update, in place: running ← (1 − momentum)·running + momentum·batch.
+
+    ``var`` is the biased batch variance; the running variance takes the *unbiased*
+    one, σ²·m/(m − 1).
+    """
+    if running_mean is not None:
+        running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+    if running_var is not None:
+        unbiased_var = var * m / (m - 1)
+        running_var[...] = (1 - momentum) * running_var + momentum * unbiased_var
+
+
+def batch_norm(
+    x,
+    running_mean: np.ndarray | None = None,
+    running_var: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> np.ndarray:
+    r"""Batch normalization, with the meaning and result of ``torch.nn.functional.batch_norm``.
+
+    .. math:: y = \frac{x - \mu_c}{\sqrt{\sigma^2_c + \varepsilon}}\,\gamma_c + \beta_c
+
+    In training, μ and σ² are the batch's mean and biased variance, and the running
+    buffers (if given) are updated in place with the unbiased variance. In evaluation
+    (``training=False``), μ and σ² are ``running_mean`` and ``running_var``.
+    """
+    x = as_input(x)
+    num_channels = x.shape[1]
+    running_mean = check_channel_vector(running_mean, num_channels, "running_mean")
+    running_var = check_channel_vector(running_var, num_channels, "running_var")
+    weight = check_channel_vector(weight, num_channels, "weight")
+    bias = check_channel_vector(bias, num_channels, "bias")
+    check_eps(eps)
+    check_momentum(momentum)
+    x3 = channels_view(x)
+    y = np.empty_like(x3)
+    if training:
+        check_batch_size(x)
+        m = x3.shape[0] * x3.shape[2]
+        mean = channel_sum(x3) / m
+        np.subtract(x3, per_channel(mean, x.dtype), out=y)  # y = x − μ
+        var = channel_dot(y, y) / m  # σ² = mean of (x − μ)²
+        update_running_stats(running_mean, running_var, mean, var, m, momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError(
+                "running_mean and running_var must be given when training=False "
+                "(evaluation normalizes with them); pass training=True to use batch statistics"
+            )
+        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+        np.subtract(x3, per_channel(mean, x.dtype), out=y)
+    scale = 1.0 / np.sqrt(var + eps)  # ε inside the square root
+    if weight is not None:
+        scale = scale * weight
+    y *= per_channel(scale, x.dtype)
+    if bias is not None:
+        y += per_channel(bias, x.dtype)
+    return y.reshape(x.shape)
+
+
+# --------------------------------------------------------------------------------------
+# Backward (training mode: μ and σ² depend on x)
+# --------------------------------------------------------------------------------------
+
+
+def batch_norm_backward(
+    dy, x, weight: np.ndarray | None = None, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Gradients of training-mode batch norm, in the compact closed form.
+
+    With x̂ = (x − μ)/√(σ² + ε) and m = N·H·W, per channel:
+
+    .. math::
+
+        \frac{\partial L}{\partial \beta} = \sum dy, \qquad
+        \frac{\partial L}{\partial \gamma} = \sum dy\,\hat x, \qquad
+        \frac{\partial L}{\partial x} = \frac{\gamma}{m\sqrt{\sigma^2+\varepsilon}}
+            \Big(m\,dy - \sum dy - \hat x \sum dy\,\hat x\Big).
+
+    Returns ``(dx, dweight, dbias)``; ``dweight`` and ``dbias`` are always computed
+    (they are what the gradients would be with γ = 1, β = 0 when ``weight`` is None).
+    """
+    x = as_input(x, "x")
+    dy = as_input(dy, "dy")
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
+    weight = check_channel_vector(weight, x.shape[1], "weight")
+    check_eps(eps)
+    check_batch_size(x)
+    x3, dy3 = channels_view(x), channels_view(dy.astype(x.dtype, copy=False))
+    m = x3.shape[0] * x3.shape[2]
+    mean = channel_sum(x3) / m
+    xhat = x3 - per_channel(mean, x.dtype)
+    invstd = 1.0 / np.sqrt(channel_dot(xhat, xhat) / m + eps)
+    xhat *= per_channel(invstd, x.dtype)
+    dx, dweight, dbias = backward_from_xhat(dy3, xhat, invstd, weight)
+    return dx.reshape(x.shape), dweight, dbias
+
+
+def backward_from_xhat(
+    dy: np.ndarray, xhat: np.ndarray, invstd: np.ndarray, weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The compact backward, given x̂ and 1/√(σ²+ε) from the forward (arrays (N, C, L)).
+
+    dx = γ·invstd/m · (m·dy − Σdy − x̂·Σ(dy·x̂)), computed as dx = a·dy + b·x̂ + c.
+    """
+    m = dy.shape[0] * dy.shape[2]
+    dbias = channel_sum(dy)  # Σ dy
+    dweight = channel_dot(dy, xhat)  # Σ dy·x̂
+    gamma = 1.0 if weight is None else weight.astype(np.float64)
+    k = gamma * invstd / m
+    dx = dy * per_channel(k * m, dy.dtype)  # γ·invstd·dy
+    dx -= xhat * per_channel(k * dweight, dy.dtype)  # − γ·invstd/m · x̂·Σ(dy·x̂)
+    dx -= per_channel(k * dbias, dy.dtype)  # − γ·invstd/m · Σdy
+    return dx, dweight.astype(dy.dtype), dbias.astype(dy.dtype)
+
+
+def batch_norm_backward_staged(
+    dy, x, weight: np.ndarray | None = None, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The same gradients as :func:`batch_norm_backward`, node by node through the graph.
+
+    Forward graph (sums over batch and space, per channel, m values each)::
+
+        μ = Σx/m → xc = x − μ → σ² = Σxc²/m → s = (σ²+ε)^(-1/2) → x̂ = xc·s → y = γx̂ + β
+
+    Backward, each line the chain rule at one node, in reverse order.
+    """
+    x = as_input(x, "x").astype(np.float64)
+    dy = as_input(dy, "dy").astype(np.float64)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
+    check_eps(eps)
+    check_batch_size(x)
+    axes = (0, *range(2, x.ndim))  # everything but the channel axis
+    m = x.size // x.shape[1]
+    gamma = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
+    gamma = gamma.reshape(1, -1, *([1] * (x.ndim - 2)))
+    # forward, keeping every intermediate
+    mu = x.sum(axis=axes, keepdims=True) / m
+    xc = x - mu
+    var = (xc**2).sum(axis=axes, keepdims=True) / m
+    s = (var + eps) ** -0.5
+    xhat = xc * s
+    # backward
+    dbeta = dy.sum(axis=axes)  # y = γx̂ + β
+    dgamma = (dy * xhat).sum(axis=axes)
+    dxhat = dy * gamma
+    ds = (dxhat * xc).sum(axis=axes, keepdims=True)  # x̂ = xc·s
+    dxc = dxhat * s
+    dvar = ds * -0.5 * (var + eps) ** -1.5  # s = (σ² + ε)^(-1/2)
+    dxc += dvar * 2 * xc / m  # σ² = Σxc²/m
+    dmu = -dxc.sum(axis=axes, keepdims=True)  # xc = x − μ
+    dx = dxc + dmu / m  # μ = Σx/m
+    return dx, dgamma, dbeta
+
+
+def batch_norm_eval_backward(
+    dy, x, running_mean, running_var, weight: np.ndarray | None = None, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Gradients of evaluation-mode batch norm: the running statistics are constants.
+
+    dx = γ·dy/√(running_var + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.
+    """
+    x = as_input(x, "x")
+    dy = as_input(dy, "dy")
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
+    num_channels = x.shape[1]
+    running_mean = check_channel_vector(running_mean, num_channels, "running_mean")
+    running_var = check_channel_vector(running_var, num_channels, "running_var")
+    weight = check_channel_vector(weight, num_channels, "weight")
+    check_eps(eps)
+    x3, dy3 = channels_view(x), channels_view(dy.astype(x.dtype, copy=False))
+    invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    xhat = (x3 - per_channel(running_mean, x.dtype)) * per_channel(invstd, x.dtype)
+    gamma = 1.0 if weight is None else weight.astype(np.float64)
+    dx = dy3 * per_channel(gamma * invstd, x.dtype)
+    return (
+        dx.reshape(x.shape),
+        channel_dot(dy3, xhat).astype(x.dtype),
+        channel_sum(dy3).astype(x.dtype),
+    )

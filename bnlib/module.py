@@ -1,0 +1,239 @@
+"""``BatchNorm2d``: the stateful module, mirroring ``torch.nn.BatchNorm2d`` in NumPy."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from bnlib.functional import (
+    as_input,
+    backward_from_xhat,
+    channel_dot,
+    channel_sum,
+    channels_view,
+    check_batch_size,
+    check_eps,
+    check_momentum,
+    per_channel,
+    update_running_stats,
+)
+
+
+class BatchNorm2d:
+    r"""Batch normalization over a 4D input ``(N, C, H, W)``, as ``torch.nn.BatchNorm2d``.
+
+    .. math:: y = \frac{x - \mathrm{E}[x]}{\sqrt{\mathrm{Var}[x] + \varepsilon}}\,\gamma + \beta
+
+    In training mode the mean and biased variance of the batch normalize, and the
+    running statistics move towards them::
+
+        running = (1 − momentum)·running + momentum·batch_stat     (unbiased variance)
+
+    With ``momentum=None`` the running statistics are the cumulative average of all
+    batches seen (momentum = 1/num_batches_tracked). In evaluation mode the running
+    statistics normalize, unless ``track_running_stats=False`` (then there are none, and
+    batch statistics are used in both modes).
+
+    Parameters are float32, like torch's defaults; a float64 input computes in float64.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
+        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)):
+            raise TypeError(
+                f"num_features must be an int (the number of channels C), "
+                f"got {type(num_features).__name__}"
+            )
+        if num_features < 1:
+            raise ValueError(
+                f"num_features must be at least 1 (the number of channels C), got {num_features}"
+            )
+        check_eps(eps)
+        check_momentum(momentum, allow_none=True)
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        self.training = True
+        c = self.num_features
+        self.weight = np.ones(c, np.float32) if affine else None
+        self.bias = np.zeros(c, np.float32) if affine else None
+        self.grad_weight: np.ndarray | None = None
+        self.grad_bias: np.ndarray | None = None
+        if track_running_stats:
+            self.running_mean = np.zeros(c, np.float32)
+            self.running_var = np.ones(c, np.float32)
+            self.num_batches_tracked = 0
+        else:
+            self.running_mean = self.running_var = None
+            self.num_batches_tracked = None
+        self._cache: tuple | None = None  # (xhat, invstd, used batch statistics, shape)
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchNorm2d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats})"
+        )
+
+    # -- modes ---------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> BatchNorm2d:
+        """Training mode: normalize with batch statistics and update the running ones."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> BatchNorm2d:
+        """Evaluation mode: normalize with the running statistics."""
+        return self.train(False)
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches tracked."""
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked = 0
+
+    # -- forward and backward ------------------------------------------------------------
+
+    def __call__(self, x) -> np.ndarray:
+        return self.forward(x)
+
+    def forward(self, x) -> np.ndarray:
+        """Normalize ``x`` (N, C, H, W); in training also update the running statistics."""
+        x = as_input(x)
+        if x.ndim != 4:
+            raise ValueError(f"expected 4D input (N, C, H, W) (got {x.ndim}D input)")
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"expected input with {self.num_features} channels (num_features), "
+                f"got input of shape {x.shape} with {x.shape[1]} channels"
+            )
+        use_batch_stats = self.training or not self.track_running_stats
+        x3 = channels_view(x)
+        m = x3.shape[0] * x3.shape[2]
+        if use_batch_stats:
+            check_batch_size(x)
+            mean = channel_sum(x3) / m
+            xhat = x3 - per_channel(mean, x.dtype)
+            var = channel_dot(xhat, xhat) / m
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+                momentum = self.momentum
+                if momentum is None:  # cumulative moving average
+                    momentum = 1.0 / self.num_batches_tracked
+                update_running_stats(self.running_mean, self.running_var, mean, var, m, momentum)
+        else:
+            mean = self.running_mean.astype(np.float64)
+            var = self.running_var.astype(np.float64)
+            xhat = x3 - per_channel(mean, x.dtype)
+        invstd = 1.0 / np.sqrt(var + self.eps)
+        xhat *= per_channel(invstd, x.dtype)
+        self._cache = (xhat, invstd, use_batch_stats, x.shape)
+        if not self.affine:
+            return xhat.reshape(x.shape).copy()
+        y = xhat * per_channel(self.weight, x.dtype) + per_channel(self.bias, x.dtype)
+        return y.reshape(x.shape)
+
+    def backward(self, dy) -> np.ndarray:
+        """Gradient of the loss with respect to the last forward's input.
+
+        Stores ``grad_weight`` = Σ dy·x̂ and ``grad_bias`` = Σ dy when ``affine``. With batch
+        statistics the compact formula applies; with running statistics (eval mode) they
+        are constants and dx = γ·dy/√(running_var + ε).
+        """
+        if self._cache is None:
+            raise RuntimeError(
+                "backward() called before forward(): call the module on an input first"
+            )
+        xhat, invstd, used_batch_stats, shape = self._cache
+        dy = as_input(dy, "dy")
+        if dy.shape != shape:
+            raise ValueError(
+                f"dy must have the shape of the last forward's output {shape}, got {dy.shape}"
+            )
+        dy3 = channels_view(dy.astype(xhat.dtype, copy=False))
+        if used_batch_stats:
+            dx, dweight, dbias = backward_from_xhat(dy3, xhat, invstd, self.weight)
+        else:
+            gamma = 1.0 if self.weight is None else self.weight.astype(np.float64)
+            dx = dy3 * per_channel(gamma * invstd, xhat.dtype)
+            dweight, dbias = channel_dot(dy3, xhat), channel_sum(dy3)
+        if self.affine:
+            self.grad_weight = dweight.astype(self.weight.dtype)
+            self.grad_bias = dbias.astype(self.bias.dtype)
+        return dx.reshape(shape)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def state_dict(self) -> OrderedDict:
+        """Parameters and buffers under torch's keys (copies, as NumPy arrays)."""
+        state = OrderedDict()
+        if self.affine:
+            state["weight"] = self.weight.copy()
+            state["bias"] = self.bias.copy()
+        if self.track_running_stats:
+            state["running_mean"] = self.running_mean.copy()
+            state["running_var"] = self.running_var.copy()
+            state["num_batches_tracked"] = np.array(self.num_batches_tracked, dtype=np.int64)
+        return state
+
+    def load_state_dict(self, state_dict) -> None:
+        """Load a state dict from :meth:`state_dict` or from ``torch_module.state_dict()``."""
+        expected = list(self.state_dict().keys())
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in expected]
+        if missing or unexpected:
+            raise KeyError(
+                f"Error(s) in loading state_dict for {self!r}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        arrays = {k: _to_numpy(v) for k, v in state_dict.items()}
+        for key in expected:
+            value = arrays[key]
+            if key == "num_batches_tracked":
+                if value.shape != () or value.dtype.kind not in "iu":
+                    raise ValueError(
+                        f"num_batches_tracked must be an integer scalar, got shape "
+                        f"{value.shape} and dtype {value.dtype}"
+                    )
+                continue
+            if value.shape != (self.num_features,):
+                raise ValueError(
+                    f"size mismatch for {key}: copying a param with shape {value.shape}, "
+                    f"the shape in the current model is ({self.num_features},)"
+                )
+            if value.dtype.kind != "f":
+                raise TypeError(f"{key} must be floating point, got dtype {value.dtype}")
+        for key in expected:
+            if key == "num_batches_tracked":
+                self.num_batches_tracked = int(arrays[key])
+            else:
+                setattr(self, key, np.array(arrays[key], copy=True))
+
+    @classmethod
+    def from_torch(cls, module) -> BatchNorm2d:
+        """A bnlib copy of a ``torch.nn.BatchNorm2d``: settings, state and mode."""
+        bn = cls(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+        )
+        bn.load_state_dict(module.state_dict())
+        bn.train(module.training)
+        return bn
+
+
+def _to_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
