@@ -1,0 +1,183 @@
+"""bnlib.batch_norm and its backward against torch, on random cases drawn by hypothesis."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+import bnlib
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
+GRAD_TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
+
+dtypes = st.sampled_from([np.float32, np.float64])
+epsilons = st.sampled_from([1e-5, 1e-3, 1e-1, 1.0, 1e-8])
+momenta = st.sampled_from([0.0, 0.1, 0.5, 1.0, 0.01])
+
+
+@st.composite
+def shapes(draw, min_values_per_channel=2):
+    """(N, C, *spatial) with 0 to 2 spatial dims, N·prod(spatial) >= min_values_per_channel."""
+    n = draw(st.integers(1, 4))
+    c = draw(st.integers(1, 4))
+    spatial = tuple(draw(st.lists(st.integers(1, 5), min_size=0, max_size=2)))
+    values = n * int(np.prod(spatial, dtype=int))
+    if values < min_values_per_channel:
+        n += min_values_per_channel
+    return (n, c, *spatial)
+
+
+def random_input(seed: int, shape, dtype):
+    """Values with a per-channel offset and scale, so channels really differ."""
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    offset = rng.uniform(-3, 3, size=c).reshape(1, c, *([1] * (len(shape) - 2)))
+    scale = rng.uniform(0.1, 4, size=c).reshape(1, c, *([1] * (len(shape) - 2)))
+    return (rng.standard_normal(shape) * scale + offset).astype(dtype)
+
+
+@given(
+    shape=shapes(),
+    dtype=dtypes,
+    eps=epsilons,
+    momentum=momenta,
+    training=st.booleans(),
+    affine=st.booleans(),
+    with_running=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_forward_matches_torch(shape, dtype, eps, momentum, training, affine, with_running, seed):
+    if not training:
+        with_running = True  # evaluation needs running statistics
+    rng = np.random.default_rng(seed + 1)
+    x = random_input(seed, shape, dtype)
+    c = shape[1]
+    weight = rng.uniform(0.5, 2, c).astype(dtype) if affine else None
+    bias = rng.uniform(-1, 1, c).astype(dtype) if affine else None
+    rm = rng.standard_normal(c).astype(dtype) if with_running else None
+    rv = rng.uniform(0.5, 2, c).astype(dtype) if with_running else None
+    t = {k: None if v is None else torch.tensor(v) for k, v in dict(w=weight, b=bias).items()}
+    trm = None if rm is None else torch.tensor(rm)
+    trv = None if rv is None else torch.tensor(rv)
+
+    expected = F.batch_norm(torch.tensor(x), trm, trv, t["w"], t["b"], training, momentum, eps)
+    got = bnlib.batch_norm(x, rm, rv, weight, bias, training, momentum, eps)
+
+    assert got.dtype == x.dtype and got.shape == x.shape
+    np.testing.assert_allclose(got, expected.numpy(), **TOL[dtype])
+    if with_running:
+        np.testing.assert_allclose(rm, trm.numpy(), **TOL[dtype])
+        np.testing.assert_allclose(rv, trv.numpy(), **TOL[dtype])
+
+
+@given(
+    shape=shapes(),
+    dtype=dtypes,
+    eps=epsilons,
+    affine=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_backward_matches_autograd(shape, dtype, eps, affine, seed):
+    rng = np.random.default_rng(seed + 1)
+    x = random_input(seed, shape, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    c = shape[1]
+    weight = rng.uniform(0.5, 2, c).astype(dtype) if affine else None
+
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(weight if affine else np.ones(c, dtype), requires_grad=True)
+    tb = torch.zeros(c, dtype=tx.dtype, requires_grad=True)
+    F.batch_norm(tx, None, None, tw, tb, True, 0.1, eps).backward(torch.tensor(dy))
+
+    dx, dweight, dbias = bnlib.batch_norm_backward(dy, x, weight, eps)
+    assert dx.dtype == x.dtype and dx.shape == x.shape
+    # float32 gradients: the closed form subtracts nearly equal sums, so compare relative to
+    # the gradient's own scale
+    scale = max(1.0, float(np.abs(tx.grad.numpy()).max()))
+    np.testing.assert_allclose(dx / scale, tx.grad.numpy() / scale, **GRAD_TOL[dtype])
+    np.testing.assert_allclose(dweight, tw.grad.numpy(), **GRAD_TOL[dtype])
+    np.testing.assert_allclose(dbias, tb.grad.numpy(), **GRAD_TOL[dtype])
+
+
+def central_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """∂f/∂x by central differences, one element at a time (float64)."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        up = f(x)
+        x[i] = old - h
+        down = f(x)
+        x[i] = old
+        grad[i] = (up - down) / (2 * h)
+    return grad
+
+
+@given(shape=shapes(), eps=epsilons, seed=st.integers(0, 2**32 - 1))
+def test_backward_matches_finite_differences(shape, eps, seed):
+    rng = np.random.default_rng(seed + 1)
+    x = random_input(seed, shape, np.float64)
+    dy = rng.standard_normal(shape)
+    weight = rng.uniform(0.5, 2, shape[1])
+    bias = rng.uniform(-1, 1, shape[1])
+
+    def loss_of_x(x_):
+        return float(
+            (bnlib.batch_norm(x_, weight=weight, bias=bias, training=True, eps=eps) * dy).sum()
+        )
+
+    def loss_of_weight(w_):
+        return float((bnlib.batch_norm(x, weight=w_, bias=bias, training=True, eps=eps) * dy).sum())
+
+    dx, dweight, dbias = bnlib.batch_norm_backward(dy, x, weight, eps)
+    np.testing.assert_allclose(dx, central_difference(loss_of_x, x.copy()), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        dweight, central_difference(loss_of_weight, weight.copy()), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(dbias, dy.sum(axis=(0, *range(2, dy.ndim))), rtol=1e-12)
+
+
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, seed=st.integers(0, 2**32 - 1))
+def test_eval_backward_matches_autograd(shape, dtype, eps, seed):
+    rng = np.random.default_rng(seed + 1)
+    x = random_input(seed, shape, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    c = shape[1]
+    rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    weight = rng.uniform(0.5, 2, c).astype(dtype)
+
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(weight, requires_grad=True)
+    tb = torch.zeros(c, dtype=tx.dtype, requires_grad=True)
+    out = F.batch_norm(tx, torch.tensor(rm), torch.tensor(rv), tw, tb, False, 0.1, eps)
+    out.backward(torch.tensor(dy))
+
+    dx, dweight, dbias = bnlib.batch_norm_eval_backward(dy, x, rm, rv, weight, eps)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **GRAD_TOL[dtype])
+    np.testing.assert_allclose(dweight, tw.grad.numpy(), **GRAD_TOL[dtype])
+    np.testing.assert_allclose(dbias, tb.grad.numpy(), **GRAD_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_offset_keeps_float32_accuracy(dtype):
+    """Two-pass statistics: a mean far from zero does not cancel the variance away."""
+    x = (np.random.default_rng(0).standard_normal((16, 3, 8, 8)) + 1000).astype(dtype)
+    expected = F.batch_norm(torch.tensor(x), None, None, training=True).numpy()
+    np.testing.assert_allclose(bnlib.batch_norm(x, training=True), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_stats_are_biased_mean_and_variance():
+    x = random_input(3, (5, 2, 3, 3), np.float64)
+    mean, var = bnlib.batch_stats(x)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)  # ddof=0: divide by m
+
+
+def test_training_update_uses_unbiased_variance():
+    x = random_input(4, (2, 3, 2, 2), np.float64)
+    rm, rv = np.zeros(3), np.ones(3)
+    bnlib.batch_norm(x, rm, rv, training=True, momentum=1.0)
+    np.testing.assert_allclose(rv, x.var(axis=(0, 2, 3), ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(rm, x.mean(axis=(0, 2, 3)), rtol=1e-12)
