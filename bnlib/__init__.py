@@ -2,8 +2,12 @@
 
 - :mod:`bnlib.functional`: the math, each forward beside its backward.
 - :mod:`bnlib.module`: :class:`BatchNorm2d`, the stateful module.
+- :mod:`bnlib.check`: checks for a student's own batch norm, with diagnoses.
+- :mod:`bnlib.simulate`, :mod:`bnlib.plots`, :mod:`bnlib.widgets`: the book's experiments,
+  figures and explorers (import them explicitly; they need matplotlib and ipywidgets).
 """
 
+from bnlib import check
 from bnlib.functional import (
     batch_norm,
     batch_norm_backward,
@@ -15,6 +19,7 @@ from bnlib.module import BatchNorm2d
 
 __all__ = [
     "BatchNorm2d",
+    "check",
     "batch_norm",
     "batch_norm_backward",
     "batch_norm_backward_staged",

@@ -89,12 +89,23 @@ def check_channel_vector(v, num_channels: int, name: str) -> np.ndarray | None:
     return v
 
 
-def check_batch_size(x: np.ndarray) -> None:
-    """Training needs at least two values per channel, or the variance is 0 (or undefined)."""
+def require_running_stats(running_mean, running_var) -> None:
+    """Evaluation mode normalizes with the running statistics, so both must be given."""
+    if running_mean is None or running_var is None:
+        raise ValueError(
+            "running_mean and running_var must be given in evaluation mode "
+            "(training=False normalizes with them); pass training=True to use batch statistics"
+        )
+
+
+def check_batch_size(
+    x: np.ndarray, advice: str = ", or normalize with running statistics (training=False)"
+) -> None:
+    """Batch statistics need at least two values per channel, or the variance is 0."""
     if x.size // x.shape[1] <= 1:
         raise ValueError(
             "Expected more than 1 value per channel when training, got input size "
-            f"{x.shape}; use a batch with N*H*W > 1, or switch to evaluation mode"
+            f"{x.shape}; use a batch with N*H*W > 1{advice}"
         )
 
 
@@ -201,11 +212,7 @@ def batch_norm(
         var = channel_dot(y, y) / m  # σ² = mean of (x − μ)²
         update_running_stats(running_mean, running_var, mean, var, m, momentum)
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError(
-                "running_mean and running_var must be given when training=False "
-                "(evaluation normalizes with them); pass training=True to use batch statistics"
-            )
+        require_running_stats(running_mean, running_var)
         mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
         np.subtract(x3, per_channel(mean, x.dtype), out=y)
     scale = 1.0 / np.sqrt(var + eps)  # ε inside the square root
@@ -277,41 +284,58 @@ def backward_from_xhat(
 def batch_norm_backward_staged(
     dy, x, weight: np.ndarray | None = None, eps: float = 1e-5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""The same gradients as :func:`batch_norm_backward`, node by node through the graph.
+    r"""The gradients of :func:`batch_norm_backward`, node by node.
 
-    Forward graph (sums over batch and space, per channel, m values each)::
+    Forward graph, per channel (Σ over batch and space, m = N·H·W values)::
 
-        μ = Σx/m → xc = x − μ → σ² = Σxc²/m → s = (σ²+ε)^(-1/2) → x̂ = xc·s → y = γx̂ + β
+        μ = Σx/m → xc = x − μ → σ² = Σxc²/m → s = (σ² + ε)^(-1/2)
+          → x̂ = xc·s → y = γx̂ + β
 
-    Backward, each line the chain rule at one node, in reverse order.
+    The backward walks it in reverse; each step is the chain rule at one
+    node, ``d<name>`` meaning ∂L/∂<name>. A node used twice (x feeds μ and
+    xc; xc feeds σ² and x̂) adds up the gradients from both uses. Computed in
+    float64 for clarity, returned in the input's dtype. Returns
+    ``(dx, dweight, dbias)``.
     """
-    x = as_input(x, "x").astype(np.float64)
-    dy = as_input(dy, "dy").astype(np.float64)
+    x = as_input(x, "x")
+    dtype = x.dtype
+    dy = as_input(dy, "dy")
     if dy.shape != x.shape:
         raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
+    weight = check_channel_vector(weight, x.shape[1], "weight")
     check_eps(eps)
     check_batch_size(x)
-    axes = (0, *range(2, x.ndim))  # everything but the channel axis
+    x, dy = x.astype(np.float64), dy.astype(np.float64)
+    axes = (0, *range(2, x.ndim))  # all but the channel axis: Σ sums over these
     m = x.size // x.shape[1]
-    gamma = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
-    gamma = gamma.reshape(1, -1, *([1] * (x.ndim - 2)))
-    # forward, keeping every intermediate
-    mu = x.sum(axis=axes, keepdims=True) / m
-    xc = x - mu
-    var = (xc**2).sum(axis=axes, keepdims=True) / m
-    s = (var + eps) ** -0.5
-    xhat = xc * s
-    # backward
-    dbeta = dy.sum(axis=axes)  # y = γx̂ + β
-    dgamma = (dy * xhat).sum(axis=axes)
-    dxhat = dy * gamma
-    ds = (dxhat * xc).sum(axis=axes, keepdims=True)  # x̂ = xc·s
-    dxc = dxhat * s
-    dvar = ds * -0.5 * (var + eps) ** -1.5  # s = (σ² + ε)^(-1/2)
-    dxc += dvar * 2 * xc / m  # σ² = Σxc²/m
-    dmu = -dxc.sum(axis=axes, keepdims=True)  # xc = x − μ
-    dx = dxc + dmu / m  # μ = Σx/m
-    return dx, dgamma, dbeta
+    gamma = np.ones(x.shape[1]) if weight is None else weight.astype(np.float64)
+    gamma = gamma.reshape(1, -1, *([1] * (x.ndim - 2)))  # (1, C, 1, 1)
+
+    # forward, keeping every intermediate the backward needs
+    mu = x.sum(axis=axes, keepdims=True) / m  # μ = Σx/m
+    xc = x - mu  # xc = x − μ
+    var = (xc**2).sum(axis=axes, keepdims=True) / m  # σ² = Σxc²/m
+    s = (var + eps) ** -0.5  # s = (σ² + ε)^(-1/2)
+    xhat = xc * s  # x̂ = xc·s
+
+    # backward, one node at a time, last node first
+    # (1) y = γx̂ + β
+    dbeta = dy.sum(axis=axes)  # ∂L/∂β = Σ dy
+    dgamma = (dy * xhat).sum(axis=axes)  # ∂L/∂γ = Σ dy·x̂
+    dxhat = dy * gamma  # ∂L/∂x̂ = γ·dy
+    # (2) x̂ = xc·s
+    ds = (dxhat * xc).sum(axis=axes, keepdims=True)  # s is shared: sum
+    dxc = dxhat * s  # first of the two uses of xc
+    # (3) s = (σ² + ε)^(-1/2)
+    dvar = ds * -0.5 * (var + eps) ** -1.5
+    # (4) σ² = Σxc²/m
+    dxc += dvar * 2 * xc / m  # second use of xc: add
+    # (5) xc = x − μ
+    dmu = -dxc.sum(axis=axes, keepdims=True)  # μ is shared: sum
+    dx = dxc.copy()  # first of the two uses of x
+    # (6) μ = Σx/m
+    dx += dmu / m  # second use of x: add
+    return dx.astype(dtype), dgamma.astype(dtype), dbeta.astype(dtype)
 
 
 def batch_norm_eval_backward(
@@ -329,6 +353,7 @@ def batch_norm_eval_backward(
     running_mean = check_channel_vector(running_mean, num_channels, "running_mean")
     running_var = check_channel_vector(running_var, num_channels, "running_var")
     weight = check_channel_vector(weight, num_channels, "weight")
+    require_running_stats(running_mean, running_var)
     check_eps(eps)
     x3, dy3 = channels_view(x), channels_view(dy.astype(x.dtype, copy=False))
     invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)

@@ -120,7 +120,12 @@ class BatchNorm2d:
         x3 = channels_view(x)
         m = x3.shape[0] * x3.shape[2]
         if use_batch_stats:
-            check_batch_size(x)
+            if self.track_running_stats:
+                check_batch_size(x, ", or call .eval() to normalize with the running statistics")
+            else:
+                check_batch_size(
+                    x, " (track_running_stats=False: eval mode uses batch statistics too)"
+                )
             mean = channel_sum(x3) / m
             xhat = x3 - per_channel(mean, x.dtype)
             var = channel_dot(xhat, xhat) / m

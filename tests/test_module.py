@@ -230,6 +230,11 @@ def test_bad_state_dicts():
             "dy must have the shape of x",
         ),
         (
+            lambda x: bnlib.batch_norm_eval_backward(x, x, None, None),
+            ValueError,
+            "running_mean and running_var must be given",
+        ),
+        (
             lambda x: bnlib.batch_norm_backward(x, x, eps=-1.0),
             ValueError,
             "eps must be a positive",
