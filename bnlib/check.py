@@ -1,0 +1,648 @@
+r"""Checks for a student's own batch norm, with diagnoses of the classic mistakes.
+
+Each check takes the student's function, runs it on a battery of cases (several shapes,
+including N = 1 and 1×1 spatial, float32 and float64, small and large ε) and compares it
+with bnlib. It returns a :class:`CheckResult`: ``bool(result)`` is True on a pass and
+``str(result)`` is a report a student can act on. A function that raises, or returns the
+wrong type, shape or dtype, gets a report saying so; the checker itself never raises.
+
+- :func:`forward`: ``fn(x, gamma, beta, eps) -> y``, training-mode batch norm of an
+  ``(N, C, H, W)`` array;
+- :func:`backward`: ``fn(dy, x, gamma, eps) -> (dx, dgamma, dbeta)``;
+- :func:`running_stats`: ``fn(running_mean, running_var, x, momentum) -> (new_mean,
+  new_var)``, PyTorch's convention: ``new = (1 − momentum)·running + momentum·batch``, with
+  the *unbiased* batch variance for ``running_var``.
+
+When a function fails, each classic mistake is tried as a small wrong reference on the same
+cases; a mistake is diagnosed when it reproduces the student's output on every case the
+student got wrong (for example ε outside the square root, which a large-ε case exposes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bnlib.functional import batch_norm, batch_norm_backward, batch_stats, update_running_stats
+
+__all__ = ["CheckResult", "backward", "forward", "running_stats"]
+
+# --------------------------------------------------------------------------------------
+# The battery of cases
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input configuration: shape ``(N, C, H, W)``, dtype, ε, momentum and seed."""
+
+    shape: tuple[int, int, int, int]
+    dtype: type
+    eps: float = 1e-5
+    momentum: float = 0.1
+    seed: int = 0
+
+    def describe(self, with_momentum: bool = False) -> str:
+        text = f"x of shape {self.shape}, {np.dtype(self.dtype).name}, eps={self.eps:g}"
+        return text + (f", momentum={self.momentum:g}" if with_momentum else "")
+
+    def data(self) -> dict[str, np.ndarray]:
+        """Seeded inputs: channels with different means and spreads, so that statistics over
+        the wrong axes give different numbers."""
+        rng = np.random.default_rng(self.seed)
+        n, c, h, w = self.shape
+        loc = rng.uniform(-2.0, 2.0, size=(1, c, 1, 1))
+        scale = rng.uniform(0.5, 2.0, size=(1, c, 1, 1))
+        x = loc + scale * rng.standard_normal(self.shape)
+        return {
+            "x": x.astype(self.dtype),
+            "gamma": rng.uniform(0.5, 2.0, size=c).astype(self.dtype),
+            "beta": rng.standard_normal(c).astype(self.dtype),
+            "dy": rng.standard_normal(self.shape).astype(self.dtype),
+            "running_mean": rng.standard_normal(c).astype(self.dtype),
+            "running_var": rng.uniform(0.5, 2.0, size=c).astype(self.dtype),
+        }
+
+
+# N·H·W == 1 is left out: batch norm in training is undefined there (torch raises).
+CASES = (
+    Case((4, 3, 5, 5), np.float64, 1e-5, 0.1, seed=1),
+    Case((4, 3, 5, 5), np.float32, 1e-5, 0.1, seed=2),
+    Case((1, 2, 4, 3), np.float64, 1e-5, 0.3, seed=3),  # N = 1
+    Case((8, 3, 1, 1), np.float64, 1e-5, 0.01, seed=4),  # 1×1 spatial
+    Case((6, 2, 1, 1), np.float32, 1e-3, 0.9, seed=5),  # 1×1 spatial, float32
+    Case((3, 4, 2, 5), np.float64, 0.5, 0.1, seed=6),  # large ε
+    Case((2, 3, 3, 3), np.float32, 1.0, 0.2, seed=7),  # large ε, float32
+)
+
+TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+
+
+def close(got: np.ndarray, expected: np.ndarray, dtype, loosen: float = 1.0) -> bool:
+    """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails)."""
+    tol = loosen * TOLERANCE[np.dtype(dtype)]
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
+    return bool(np.all(diff <= tol * scale))
+
+
+# --------------------------------------------------------------------------------------
+# Wrong references: each classic mistake, implemented on purpose
+# --------------------------------------------------------------------------------------
+
+CHANNEL_AXES = (0, 2, 3)
+
+AXES_MISTAKES = {
+    (2, 3): (
+        "statistics over the wrong axes: per sample and channel (over H and W only, like "
+        "instance norm). Batch norm pools each channel over the batch and space: "
+        "x.mean(axis=(0, 2, 3), keepdims=True)."
+    ),
+    (1, 2, 3): (
+        "statistics over the wrong axes: per sample, over channels and space (like layer "
+        "norm). Batch norm computes one mean and variance per channel, over axes (0, 2, 3)."
+    ),
+    (0,): (
+        "statistics over the wrong axes: over the batch axis only (one mean per pixel). "
+        "Batch norm also pools over space: axes (0, 2, 3)."
+    ),
+    (0, 1, 2, 3): (
+        "statistics over the wrong axes: one mean and variance for the whole tensor. Batch "
+        "norm computes one per channel, over axes (0, 2, 3)."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A classic mistake: a key, what to tell the student, and how to reproduce it."""
+
+    key: str
+    message: str
+    options: dict = field(default_factory=dict)  # keyword arguments of the wrong reference
+
+
+EPS_OUTSIDE = Mistake(
+    "eps_outside_sqrt",
+    "ε is outside the square root: you divide by √σ² + ε, batch norm divides by "
+    "√(σ² + ε). Add ε to the variance, then take the square root.",
+    {"eps_outside": True},
+)
+UNBIASED = Mistake(
+    "unbiased_variance",
+    "the unbiased variance (÷ (m − 1), m = N·H·W) normalizes. Batch norm normalizes with the "
+    "biased variance (÷ m): np.var's default ddof=0, not ddof=1 (torch.var's default).",
+    {"ddof": 1},
+)
+FORWARD_MISTAKES = (
+    EPS_OUTSIDE,
+    UNBIASED,
+    *(
+        Mistake(f"wrong_axes_{''.join(map(str, axes))}", text, {"axes": axes})
+        for axes, text in AXES_MISTAKES.items()
+    ),
+    Mistake(
+        "no_affine",
+        "γ and β are not applied: after normalizing, scale by gamma and shift by beta, "
+        "y = γ·x̂ + β, with gamma and beta shaped (1, C, 1, 1) to broadcast.",
+        {"affine": False},
+    ),
+    Mistake(
+        "no_sqrt",
+        "the variance divides instead of the standard deviation: x̂ = (x − μ)/√(σ² + ε) "
+        "needs the square root.",
+        {"sqrt": False},
+    ),
+)
+
+BACKWARD_MISTAKES = (
+    Mistake(
+        "no_mean_var_paths",
+        "the backward forgets the paths through the mean and the variance: dx = γ·dy/√(σ²+ε) "
+        "treats μ and σ² as constants, but in training they depend on every x of the "
+        "channel. dx = γ/(m·√(σ²+ε))·(m·dy − Σdy − x̂·Σ(dy·x̂)).",
+        {"mean_path": False, "var_path": False},
+    ),
+    Mistake(
+        "no_mean_path",
+        "the backward forgets the path through the mean μ: the term −Σdy/m (the gradient "
+        "that flows back through μ = Σx/m) is missing from dx.",
+        {"mean_path": False},
+    ),
+    Mistake(
+        "no_var_path",
+        "the backward forgets the path through the variance σ²: the term −x̂·Σ(dy·x̂)/m (the "
+        "gradient that flows back through σ² = Σ(x − μ)²/m) is missing from dx.",
+        {"var_path": False},
+    ),
+    Mistake(
+        "dgamma_uses_x",
+        "dgamma is Σ dy·x; it is Σ dy·x̂, with the normalized input x̂ = (x − μ)/√(σ² + ε).",
+        {"dgamma_uses_x": True},
+    ),
+    Mistake(
+        "dgamma_dbeta_swapped",
+        "dgamma and dbeta are swapped: return (dx, dgamma, dbeta) with dgamma = Σ dy·x̂ and "
+        "dbeta = Σ dy.",
+        {"swap_params": True},
+    ),
+    EPS_OUTSIDE,
+    UNBIASED,
+    Mistake("wrong_axes_23", AXES_MISTAKES[(2, 3)], {"axes": (2, 3)}),
+)
+
+RUNNING_MISTAKES = (
+    Mistake(
+        "biased_running_var",
+        "running_var takes the biased batch variance (÷ m). PyTorch's running_var takes the "
+        "unbiased one, σ²·m/(m − 1) with m = N·H·W (np.var(..., ddof=1)), even though the "
+        "biased one normalizes.",
+        {"ddof": 0},
+    ),
+    Mistake(
+        "keras_momentum",
+        "momentum is applied the Keras way round: new = momentum·running + (1 − momentum)·"
+        "batch. PyTorch's momentum is the weight of the new batch: new = (1 − momentum)·"
+        "running + momentum·batch (PyTorch's 0.1 is Keras's 0.9).",
+        {"keras": True},
+    ),
+)
+
+
+def forward_variant(
+    x, gamma, beta, eps, *, axes=CHANNEL_AXES, ddof=0, eps_outside=False, affine=True, sqrt=True
+) -> np.ndarray:
+    """Batch norm with chosen mistakes, in float64, returned in ``x``'s dtype."""
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = ((x64 - mean) ** 2).sum(axis=axes, keepdims=True) / (x64.size / mean.size - ddof)
+    with np.errstate(all="ignore"):
+        if not sqrt:
+            denom = var + eps
+        elif eps_outside:
+            denom = np.sqrt(var) + eps
+        else:
+            denom = np.sqrt(var + eps)
+        y = (x64 - mean) / denom
+    if affine:
+        y = y * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+    return y.astype(x.dtype)
+
+
+def backward_variant(
+    dy,
+    x,
+    gamma,
+    eps,
+    *,
+    axes=CHANNEL_AXES,
+    ddof=0,
+    eps_outside=False,
+    mean_path=True,
+    var_path=True,
+    dgamma_uses_x=False,
+    swap_params=False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The staged backward of :func:`forward_variant`, with chosen mistakes."""
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    g = gamma.astype(np.float64).reshape(1, -1, 1, 1)
+    mu = x64.mean(axis=axes, keepdims=True)
+    m_stat = x64.size / mu.size  # values pooled by each statistic
+    xc = x64 - mu
+    var = (xc**2).sum(axis=axes, keepdims=True) / (m_stat - ddof)
+    with np.errstate(all="ignore"):
+        if eps_outside:
+            s = 1.0 / (np.sqrt(var) + eps)
+            ds_dvar = -(s**2) / (2.0 * np.sqrt(var))
+        else:
+            s = (var + eps) ** -0.5
+            ds_dvar = -0.5 * (var + eps) ** -1.5
+        xhat = xc * s
+        dxhat = dy64 * g
+        dxc = dxhat * s
+        if var_path:
+            ds = (dxhat * xc).sum(axis=axes, keepdims=True)
+            dxc = dxc + ds * ds_dvar * 2.0 * xc / (m_stat - ddof)
+        dx = dxc - dxc.mean(axis=axes, keepdims=True) if mean_path else dxc
+    dgamma = (dy64 * (x64 if dgamma_uses_x else xhat)).sum(axis=CHANNEL_AXES)
+    dbeta = dy64.sum(axis=CHANNEL_AXES)
+    if swap_params:
+        dgamma, dbeta = dbeta, dgamma
+    dtype = x.dtype
+    return dx.astype(dtype), dgamma.astype(dtype), dbeta.astype(dtype)
+
+
+def running_variant(running_mean, running_var, x, momentum, *, ddof=1, keras=False):
+    """The running-statistics update with chosen mistakes."""
+    mean, var = batch_stats(x)
+    m = x.size // x.shape[1]
+    var = var * m / (m - ddof)
+    a, b = (momentum, 1 - momentum) if keras else (1 - momentum, momentum)
+    new_mean = a * running_mean.astype(np.float64) + b * mean
+    new_var = a * running_var.astype(np.float64) + b * var
+    return new_mean.astype(running_mean.dtype), new_var.astype(running_var.dtype)
+
+
+# --------------------------------------------------------------------------------------
+# The correct references: bnlib itself
+# --------------------------------------------------------------------------------------
+
+
+def reference_forward(x, gamma, beta, eps):
+    return (batch_norm(x, weight=gamma, bias=beta, training=True, eps=eps),)
+
+
+def reference_backward(dy, x, gamma, eps):
+    return batch_norm_backward(dy, x, gamma, eps)
+
+
+def reference_running_stats(running_mean, running_var, x, momentum):
+    new_mean, new_var = running_mean.copy(), running_var.copy()
+    mean, var = batch_stats(x)
+    update_running_stats(new_mean, new_var, mean, var, x.size // x.shape[1], momentum)
+    return new_mean, new_var
+
+
+# --------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one case: passed, or what was wrong with which output."""
+
+    case: str
+    passed: bool
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Diagnosis:
+    """A classic mistake that reproduces the student's wrong outputs."""
+
+    key: str
+    message: str
+    outputs: list[str]
+
+
+@dataclass
+class CheckResult:
+    """What a check found. ``bool()`` is the verdict, ``str()`` the report."""
+
+    name: str
+    cases: list[CaseResult]
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    summary: str = ""  # one line when something happened on every case (e.g. a raise)
+    values_wrong: bool = False  # some output had the right shape and dtype but wrong values
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    @property
+    def cases_passed(self) -> int:
+        return sum(c.passed for c in self.cases)
+
+    @property
+    def score(self) -> float:
+        """The fraction of cases passed, in [0, 1]."""
+        return self.cases_passed / len(self.cases) if self.cases else 0.0
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        total = len(self.cases)
+        if self.passed:
+            eps = sorted({case.eps for case in CASES})
+            return (
+                f"bnlib.check.{self.name}: passed all {total} cases.\n(Shapes with N = 1 "
+                f"and 1×1 spatial, float32 and float64, ε from {eps[0]:g} to {eps[-1]:g}.)"
+            )
+        lines = [f"bnlib.check.{self.name}: FAILED, {self.cases_passed} of {total} cases passed."]
+        if self.summary:
+            lines += ["", self.summary]
+        for d in self.diagnoses:
+            lines += ["", f"Diagnosis ({', '.join(d.outputs)}): {d.message}"]
+        if self.values_wrong and not self.diagnoses:
+            lines += ["", "No classic mistake reproduces your output; compare the numbers below."]
+        failing = [c for c in self.cases if not c.passed]
+        shown = failing[:1] if self.summary else failing[:4]  # a summary says it for all
+        lines += ["", "For example:" if self.summary else "Failing cases:"]
+        for c in shown:
+            lines.append(f"  {c.case}:")
+            lines += [f"    {p}" for p in c.problems]
+        if len(failing) > len(shown):
+            lines.append(f"  ... and {len(failing) - len(shown)} more failing cases.")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (used by the grader)."""
+        return {
+            "check": self.name,
+            "passed": self.passed,
+            "cases_passed": self.cases_passed,
+            "cases_total": len(self.cases),
+            "diagnoses": [
+                {"mistake": d.key, "outputs": d.outputs, "message": d.message}
+                for d in self.diagnoses
+            ],
+            "summary": self.summary,
+            "report": str(self),
+        }
+
+
+# --------------------------------------------------------------------------------------
+# The engine shared by the three checks
+# --------------------------------------------------------------------------------------
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``TypeError: message (line 7: `code`)``, pointing into the student's code."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    if frames:
+        last = frames[-1]
+        code = f": `{last.line.strip()}`" if last.line else ""
+        text += f" (in {last.name}, line {last.lineno}{code})"
+    return text
+
+
+def as_outputs(out, names: tuple[str, ...]) -> tuple[list | None, str | None]:
+    """The function's return value as a list of outputs, or a problem saying what is wrong."""
+    if len(names) == 1:
+        out = (out,)
+    elif out is None:
+        return None, f"returned None; expected a tuple {tuple(names)} (a missing `return`?)"
+    elif not isinstance(out, (tuple, list)):
+        return None, f"returned a {type(out).__name__}; expected a tuple of {len(names)} arrays"
+    elif len(out) != len(names):
+        return None, f"returned {len(out)} values; expected {len(names)}: {', '.join(names)}"
+    outputs = []
+    for name, value in zip(names, out, strict=True):
+        if value is None:
+            return None, f"{name} is None (a missing `return`?); expected a NumPy array"
+        if hasattr(value, "detach") and hasattr(value, "numpy"):
+            return None, f"{name} is a torch tensor; return a NumPy array (use .numpy())"
+        if not isinstance(value, np.ndarray):
+            return None, f"{name} is a {type(value).__name__}; expected a NumPy array"
+        outputs.append(value)
+    return outputs, None
+
+
+def first_error(got: np.ndarray, expected: np.ndarray) -> str:
+    """Max abs error, where, and the two values there."""
+    diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+    nonfinite = ~np.isfinite(got)
+    if nonfinite.any():
+        where = tuple(int(i) for i in np.argwhere(nonfinite)[0])
+        return (
+            f"{int(nonfinite.sum())} values are NaN or infinite, the first at index {where} "
+            f"(expected {expected[where]:.6g}): a division by zero or a √ of a negative?"
+        )
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    return (
+        f"max abs error {diff[where]:.3g} at index {where}: got {got[where]:.8g}, "
+        f"expected {expected[where]:.8g}"
+    )
+
+
+def run_check(
+    name: str,
+    fn: Callable,
+    names: tuple[str, ...],
+    call: Callable[[dict, Case], tuple],
+    reference: Callable[[dict, Case], tuple],
+    variant: Callable[..., tuple],
+    mistakes: tuple[Mistake, ...],
+    may_modify: tuple[str, ...] = (),
+    with_momentum: bool = False,
+) -> CheckResult:
+    """Run ``fn`` on every case, compare with the reference, and diagnose failures.
+
+    ``call(data, case)`` returns the positional arguments for ``fn``; ``variant(args,
+    **options)`` computes a wrong reference for a mistake's options.
+    """
+    if not callable(fn):
+        problem = f"expected your function, got a {type(fn).__name__} (pass the function itself)"
+        return CheckResult(name, [CaseResult("every case", False, [problem])], summary=problem)
+    results: list[CaseResult] = []
+    wrong: dict[int, list[int]] = {k: [] for k in range(len(names))}  # output -> case indices
+    got_by_case: dict[int, list[np.ndarray]] = {}
+    raised: list[str] = []
+    for index, case in enumerate(CASES):
+        data = case.data()
+        args = call(data, case)
+        originals = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        label = f"case {index + 1} ({case.describe(with_momentum)})"
+        expected = reference(*args)
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = fn(*args)
+        except (Exception, SystemExit) as exc:  # the student's function may raise anything
+            text = describe_exception(exc)
+            raised.append(text)
+            results.append(CaseResult(label, False, [f"your function raised {text}"]))
+            continue
+        problems = []
+        outputs, problem = as_outputs(out, names)
+        if problem:
+            results.append(CaseResult(label, False, [problem]))
+            continue
+        for k, (output_name, got, exp) in enumerate(zip(names, outputs, expected, strict=True)):
+            if got.shape != exp.shape:
+                problems.append(
+                    f"{output_name} has shape {got.shape}; expected {exp.shape}"
+                    + (" (one value per channel)" if exp.ndim == 1 else " (the shape of x)")
+                )
+            elif got.dtype != exp.dtype:
+                problems.append(
+                    f"{output_name} has dtype {got.dtype} for a {exp.dtype} input; keep the "
+                    f"input's dtype (e.g. compute in it, or .astype(x.dtype) at the end)"
+                )
+            elif not close(got, exp, exp.dtype):
+                problems.append(f"{output_name} is wrong: {first_error(got, exp)}")
+                wrong[k].append(index)
+        modified = [
+            arg_name
+            for arg_name, before, after in zip(ARG_NAMES[name], originals, args, strict=True)
+            if isinstance(before, np.ndarray)
+            and arg_name not in may_modify
+            and not np.array_equal(before, after, equal_nan=True)
+        ]
+        if modified:
+            problems.append(
+                f"your function changed its input {', '.join(modified)} in place; compute "
+                "new arrays instead (e.g. x - mean, not x -= mean)"
+            )
+        got_by_case[index] = outputs
+        results.append(CaseResult(label, not problems, problems))
+
+    result = CheckResult(name, results)
+    if raised and len(raised) == len(CASES) and len(set(raised)) == 1:
+        if raised[0].startswith("NotImplementedError"):
+            result.summary = "Not implemented yet: your function raises NotImplementedError."
+        else:
+            result.summary = f"Your function raised on every case: {raised[0]}"
+    if any(wrong.values()):
+        result.values_wrong = True
+        result.diagnoses = diagnose(names, wrong, got_by_case, call, variant, mistakes)
+    return result
+
+
+ARG_NAMES = {
+    "forward": ("x", "gamma", "beta", "eps"),
+    "backward": ("dy", "x", "gamma", "eps"),
+    "running_stats": ("running_mean", "running_var", "x", "momentum"),
+}
+
+
+def diagnose(names, wrong, got_by_case, call, variant, mistakes) -> list[Diagnosis]:
+    """For each wrong output, the mistakes that reproduce it on every case where it is wrong:
+    single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1). A mistake
+    that explains several outputs is reported once, naming them."""
+    candidates = [[(m,) for m in mistakes]]
+    candidates.append(
+        [
+            (a, b)
+            for a, b in itertools.combinations(mistakes, 2)
+            if not set(a.options) & set(b.options)
+        ]
+    )
+    cache: dict[tuple[tuple[str, ...], int], tuple] = {}
+
+    def wrong_reference(combo, index):
+        key = tuple(m.key for m in combo)
+        if (key, index) not in cache:
+            case = CASES[index]
+            options = {k: v for m in combo for k, v in m.options.items()}
+            cache[key, index] = variant(*call(case.data(), case), **options)
+        return cache[key, index]
+
+    found: dict[str, Diagnosis] = {}
+    for k, indices in wrong.items():
+        if not indices:
+            continue
+        for combos in candidates:
+            matched = [
+                combo
+                for combo in combos
+                if all(
+                    close(got_by_case[i][k], wrong_reference(combo, i)[k], CASES[i].dtype, 10.0)
+                    for i in indices
+                )
+            ]
+            for mistake in {m.key: m for combo in matched for m in combo}.values():
+                diagnosis = found.setdefault(
+                    mistake.key, Diagnosis(mistake.key, mistake.message, [])
+                )
+                diagnosis.outputs.append(names[k])
+            if matched:
+                break
+    return list(found.values())
+
+
+# --------------------------------------------------------------------------------------
+# The three checks
+# --------------------------------------------------------------------------------------
+
+
+def forward(fn: Callable) -> CheckResult:
+    """Check ``fn(x, gamma, beta, eps) -> y``, training-mode batch norm of ``(N, C, H, W)``.
+
+    y = γ·(x − μ)/√(σ² + ε) + β, with μ and the biased σ² per channel over axes (0, 2, 3).
+    """
+    return run_check(
+        "forward",
+        fn,
+        ("y",),
+        lambda d, c: (d["x"], d["gamma"], d["beta"], c.eps),
+        reference_forward,
+        lambda x, g, b, eps, **o: (forward_variant(x, g, b, eps, **o),),
+        FORWARD_MISTAKES,
+    )
+
+
+def backward(fn: Callable) -> CheckResult:
+    """Check ``fn(dy, x, gamma, eps) -> (dx, dgamma, dbeta)``, the training-mode backward.
+
+    dx = γ/(m·√(σ²+ε))·(m·dy − Σdy − x̂·Σ(dy·x̂)),  dγ = Σ dy·x̂,  dβ = Σ dy.
+    """
+    return run_check(
+        "backward",
+        fn,
+        ("dx", "dgamma", "dbeta"),
+        lambda d, c: (d["dy"], d["x"], d["gamma"], c.eps),
+        reference_backward,
+        backward_variant,
+        BACKWARD_MISTAKES,
+    )
+
+
+def running_stats(fn: Callable) -> CheckResult:
+    """Check ``fn(running_mean, running_var, x, momentum) -> (new_mean, new_var)``.
+
+    PyTorch's convention: new = (1 − momentum)·running + momentum·batch, where the batch
+    variance for ``running_var`` is the unbiased one, σ²·m/(m − 1), m = N·H·W. Updating the
+    running arrays in place as well is allowed (PyTorch does); the returned arrays count.
+    """
+    return run_check(
+        "running_stats",
+        fn,
+        ("new_mean", "new_var"),
+        lambda d, c: (d["running_mean"], d["running_var"], d["x"], c.momentum),
+        reference_running_stats,
+        running_variant,
+        RUNNING_MISTAKES,
+        may_modify=("running_mean", "running_var"),
+        with_momentum=True,
+    )
