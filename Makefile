@@ -19,10 +19,20 @@ $(SETUP): requirements.txt pyproject.toml
 
 setup: $(SETUP)
 
+# The site's own JavaScript (MathJax, require.js, the ipywidgets HTML manager) comes from npm
+# (package-lock.json); _ext/offline_assets.py copies it into _build/html. On a machine
+# without npm, root (as in CI) installs Debian's.
+NPM_DONE := node_modules/.npm-ci-done
+$(NPM_DONE): package.json package-lock.json
+	@command -v npm >/dev/null || { test "$$(id -u)" -eq 0 && apt-get update -q && \
+	  apt-get install -y -q npm; } || { echo "npm is missing: install Node.js and npm"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 # -W: warnings are errors; -n: nitpicky; execution is forced in _config.yml, so a cell
 # that raises fails the build.
-book: $(SETUP)
-	rm -rf _build/html _build/jupyter_execute _build/.doctrees
+book: $(SETUP) $(NPM_DONE)
+	rm -rf _build/html _build/jupyter_execute _build/.doctrees _build/screenshots
 	mkdir -p _build
 	$(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee $(BOOK_LOG); \
 	  test $${PIPESTATUS[0]} -eq 0
@@ -30,17 +40,39 @@ book: $(SETUP)
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 lint: $(SETUP)
-	$(BIN)/ruff check bnlib tests benchmarks
-	$(BIN)/ruff format --check bnlib tests benchmarks
+	$(BIN)/ruff check bnlib tests benchmarks tools
+	$(BIN)/ruff format --check bnlib tests benchmarks tools
 
 unit: $(SETUP)
 	$(BIN)/python -m pytest -q -n 2 tests
 
-test: $(SETUP) lint book
+# The browser tests (tests/test_site.py) drive Debian's chromium through Playwright's Python
+# package (`playwright install` cannot work here); root (as in CI) installs it when missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: sudo apt-get install -y chromium"; exit 1; }
+	apt-get update -q && apt-get install -y -q chromium
+
+test: $(SETUP) lint book $(CHROMIUM)
 	$(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(SETUP)
 	$(BIN)/python benchmarks/bench_bnlib.py
+
+# Homework (README, "For instructors"): the student and solutions editions of
+# chapters/05_homework.md into _build/homework/, and grading of a directory of submissions
+# into _build/grades/ (TIMEOUT seconds per submission, CELL_TIMEOUT per cell).
+.PHONY: homework grade
+SUBMISSIONS ?=
+TIMEOUT ?= 300
+CELL_TIMEOUT ?= 60
+homework: $(SETUP) $(NPM_DONE)
+	$(BIN)/python tools/homework.py --out _build/homework
+
+grade: $(SETUP)
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=dir-of-notebooks"; exit 2)
+	$(BIN)/python tools/grade.py "$(SUBMISSIONS)" --out _build/grades \
+	  --timeout $(TIMEOUT) --cell-timeout $(CELL_TIMEOUT)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

@@ -1,0 +1,197 @@
+"""Make every page of the book work on its own: no CDN, no duplicate scripts, runnable notebooks.
+
+A local Sphinx extension (listed in ``_config.yml`` under ``sphinx: local_extensions``).
+
+1. Offline JavaScript. MathJax 3, require.js and the ipywidgets HTML manager come from npm
+   (``package.json``; ``make book`` runs ``npm ci``). At the end of the build their entry files
+   and the few folders they load lazily are copied from ``node_modules/`` to
+   ``_build/html/_static/vendor/``, and ``mathjax_path`` and myst-nb's ``nb_ipywidgets_js``
+   point there instead of at cdn.jsdelivr.net / cdnjs. (Not under the book's own ``_static/``:
+   Jupyter Book would add every ``.js`` file there to every page.)
+2. One copy of each inline script. sphinx-thebe and sphinx-togglebutton register their
+   configuration scripts twice, so browsers log "Identifier 'THEBE_JS_URL' has already been
+   declared"; duplicates are dropped from each page's script list.
+3. Notebooks that run anywhere. The ``.ipynb`` the download button serves (the executed chapter)
+   gets a first cell that installs bnlib from the repository when it is not importable (Colab,
+   a fresh Jupyter): the URL is ``repository.url`` of ``_config.yml``, the one place it is set.
+   Colab and Binder cannot open the MyST ``.md`` sources, so their launch buttons open these
+   notebooks from the ``notebooks`` branch that the GitHub workflow publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "vendor"  # under _static/
+#: What to copy: destination under _static/vendor/  →  source under node_modules/.
+COPIES = {
+    "mathjax/tex-mml-chtml.js": "mathjax/es5/tex-mml-chtml.js",
+    "mathjax/input": "mathjax/es5/input",  # TeX extensions, autoloaded by \require etc.
+    "mathjax/output/chtml": "mathjax/es5/output/chtml",  # the fonts
+    "mathjax/ui": "mathjax/es5/ui",  # the right-click menu, loaded lazily
+    "mathjax/a11y": "mathjax/es5/a11y",  # accessibility options of the menu
+    "requirejs/require.js": "requirejs/require.js",
+    "html-manager": "@jupyter-widgets/html-manager/dist",  # embed-amd.js and its fonts
+}
+#: Not needed by the pages: source maps, and the html-manager's non-AMD and library bundles.
+SKIP = ("*.map", "embed.js", "libembed-amd.js")
+MATHJAX_PATH = f"{VENDOR}/mathjax/tex-mml-chtml.js"
+IPYWIDGETS_JS = {
+    f"{VENDOR}/requirejs/require.js": {},
+    # Every widget the book uses (ipywidgets' own controls) is built into embed-amd.js, so it
+    # loads no module at all; "cdn-only" stops it probing the page's folder with require.js
+    # for one, and the browser tests fail if it ever requests anything off the site.
+    f"{VENDOR}/html-manager/embed-amd.js": {"data-jupyter-widgets-cdn-only": ""},
+}
+NOTEBOOKS_BRANCH = "notebooks"
+
+
+def node_modules(app: Sphinx) -> Path:
+    return Path(app.confdir) / "node_modules"
+
+
+def set_offline_config(app: Sphinx, config) -> None:
+    """Point MathJax and the widget manager at the site's own copies."""
+    config.mathjax_path = MATHJAX_PATH
+    config.nb_ipywidgets_js = IPYWIDGETS_JS
+
+
+def check_assets(app: Sphinx) -> None:
+    missing = [src for src in COPIES.values() if not (node_modules(app) / src).exists()]
+    if missing and app.builder.format == "html":
+        raise ExtensionError(
+            f"offline_assets: {', '.join(missing)} not found under {node_modules(app)}; "
+            "run `npm ci` in the book's folder first (make book does)"
+        )
+
+
+def copy_assets(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    vendor = Path(app.outdir) / "_static" / VENDOR
+    for dest, src in COPIES.items():
+        source, target = node_modules(app) / src, vendor / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(
+                source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*SKIP)
+            )
+        else:
+            shutil.copy2(source, target)
+
+
+def default_theme_mode(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Without a default the theme's mode is "" on a first visit, and pydata-sphinx-theme logs
+    "Got invalid theme mode: ." as a console error on every page."""
+    if not context.get("default_mode"):
+        context["default_mode"] = "light"
+
+
+def drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Keep the first of scripts with the same file and attributes (inline body included)."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        attributes = getattr(script, "attributes", {})
+        filename = getattr(script, "filename", script) or ""  # inline scripts: None or ""
+        key = (str(filename), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
+def locate_widget_fonts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Tell require.js where the widget manager lives, so its icon fonts load from the site.
+
+    embed-amd.js finds its fonts relative to its require.js module URL, which by default is
+    ``<page folder>/@jupyter-widgets/html-manager/dist/``: a 404 on every page. The mapping
+    is relative to the page, so it holds wherever the site is served from.
+    """
+    scripts = context.get("script_files") or []
+    embed = f"_static/{VENDOR}/html-manager/embed-amd.js"
+    names = [str(getattr(s, "filename", "") or "") for s in scripts]
+    if embed not in names:
+        return
+    folder = context["pathto"](f"_static/{VENDOR}/html-manager", 1)
+    body = f'require.config({{paths: {{"@jupyter-widgets/html-manager/dist": "{folder}"}}}});'
+    app.add_js_file(None, body=body)  # appended to this page's scripts ...
+    config_script = scripts.pop()
+    if getattr(config_script, "attributes", {}).get("body") != body:
+        raise ExtensionError("offline_assets: could not add the require.js configuration")
+    scripts.insert(names.index(embed), config_script)  # ... and moved before embed-amd.js
+
+
+def repository(app: Sphinx) -> tuple[str, str]:
+    """``(url, branch)`` from ``html_theme_options`` (Jupyter Book fills it from _config.yml)."""
+    options = app.config.html_theme_options
+    return options.get("repository_url", "").rstrip("/"), options.get("repository_branch", "main")
+
+
+def install_cell(repo_url: str) -> dict:
+    """A first notebook cell that installs bnlib from the repository when it is missing."""
+    source = (
+        "# Setup: this notebook needs bnlib, the book's library. On Colab or a fresh Jupyter\n"
+        "# it is not installed yet, so install it from the book's repository.\n"
+        "try:\n"
+        "    import bnlib  # noqa: F401\n"
+        "except ImportError:\n"
+        f'    %pip install --quiet "bnlib @ git+{repo_url}"\n'
+    )
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": "install-bnlib",
+        "metadata": {"tags": ["remove-cell"]},
+        "outputs": [],
+        "source": source,
+    }
+
+
+def add_install_cell(path: Path, repo_url: str) -> None:
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = notebook.get("cells", [])
+    if cells and cells[0].get("id") == "install-bnlib":
+        return
+    notebook["cells"] = [install_cell(repo_url), *cells]
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def notebooks_and_launch_links(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Give the downloadable notebook its setup cell; send Colab and Binder to notebooks."""
+    if not context.get("ipynb_source"):  # set by sphinx-book-theme for executed .md pages
+        return
+    repo_url, branch = repository(app)
+    add_install_cell(Path(app.outdir) / "_sources" / context["ipynb_source"], repo_url)
+    source_md = f"/blob/{branch}/{pagename}.md"
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []) if isinstance(group, dict) else []:
+            url = button.get("url", "")
+            if button.get("text") == "Colab" and source_md in url:
+                button["url"] = url.replace(source_md, f"/blob/{NOTEBOOKS_BRANCH}/{pagename}.ipynb")
+            elif button.get("text") == "Binder" and "urlpath=" in url:
+                base, _, path = url.partition("?urlpath=")
+                base = base.rsplit("/", 1)[0] + f"/{NOTEBOOKS_BRANCH}"
+                button["url"] = f"{base}?urlpath={path.removesuffix('.md')}.ipynb"
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", set_offline_config, priority=900)
+    app.connect("builder-inited", check_assets)
+    app.connect("build-finished", copy_assets)
+    # after sphinx-book-theme (priority 501 and default) has built buttons and copied notebooks
+    app.connect("html-page-context", notebooks_and_launch_links, priority=900)
+    app.connect("html-page-context", default_theme_mode)
+    app.connect("html-page-context", locate_widget_fonts, priority=950)
+    app.connect("html-page-context", drop_duplicate_scripts, priority=1000)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,318 @@
+"""The homework: its reference solutions, the student edition (no solution anywhere), the
+solutions edition, and the grader on planted submissions."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+from bnlib import check
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "chapters" / "05_homework.md"
+FUNCTIONS = {
+    "forward": "bn_forward",
+    "backward": "bn_backward",
+    "running_stats": "bn_running_stats",
+}
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"bnbook_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+homework = load_tool("homework")
+grade = load_tool("grade")
+
+
+@pytest.fixture(scope="module")
+def source():
+    return jupytext.read(SOURCE)
+
+
+def define(nb) -> dict:
+    """Run the notebook's cells that define the homework functions; their namespace."""
+    namespace: dict = {}
+    exec("import numpy as np", namespace)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "def bn_" in cell.source:
+            exec(cell.source, namespace)
+    return namespace
+
+
+def code_of(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+# --------------------------------------------------------------------------------------
+# The source and its editions (no build)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_reference_solutions_pass_every_check_with_full_marks(source, name):
+    fn = define(source)[FUNCTIONS[name]]
+    result = getattr(check, name)(fn)
+    assert result, str(result)
+    assert result.score == 1.0 and not result.diagnoses
+
+
+def test_student_edition_contains_no_solution(source):
+    student = homework.student_edition(source)
+    text = "\n".join(c.source for c in student.cells)
+    secret = homework.solution_lines(source)
+    assert len(secret) > 30  # the solutions are really there to be hidden
+    assert [line for line in secret if line in text] == []
+    # independent of solution_lines: distinctive lines of the three reference solutions
+    for snippet in (
+        "xhat = (x - mean) / np.sqrt(var + eps)",
+        "var_unbiased = x.var(",
+        "new_var = (1 - momentum) * running_var",
+        "dx = scale * (m * dy",
+        "dgamma = (dy * xhat).sum(",
+        "assert forward_check",
+        "hw-warmup-steps",
+    ):
+        assert snippet in "\n".join(c.source for c in source.cells)
+        assert snippet not in text, snippet
+    for marker in ("{solution}", "{solution-start}", "{solution-end}", "<!--"):
+        assert marker not in text
+    assert all(c.get("outputs", []) == [] for c in student.cells if c.cell_type == "code")
+
+
+def test_student_edition_keeps_stubs_and_check_cells(source):
+    student = homework.student_edition(source)
+    code = code_of(student)
+    for name, fn_name in FUNCTIONS.items():
+        assert f"def {fn_name}(" in code
+        assert f"bnlib.check.{name}({fn_name})" in code
+    assert code.count("raise NotImplementedError") == 3
+    assert code.count("# YOUR CODE HERE") >= 7  # 3 stubs + the questions' code cells
+    assert "**Your answer:**" in "\n".join(c.source for c in student.cells)
+    stubs = define(student)
+    for name, fn_name in FUNCTIONS.items():
+        result = getattr(check, name)(stubs[fn_name])
+        assert not result and "Not implemented yet" in str(result)
+
+
+def test_solutions_edition_keeps_everything(source):
+    solutions = homework.solutions_edition(source)
+    assert len(solutions.cells) == len(source.cells)
+    assert "xhat = (x - mean) / np.sqrt(var + eps)" in code_of(solutions)
+
+
+def test_markdown_stripping_handles_fences_and_gates():
+    text = "\n".join(
+        [
+            "Question.",
+            "````{solution} q1",
+            ":class: dropdown",
+            "```python",
+            "secret_inner = 1",
+            "```",
+            "secret text",
+            "````",
+            "Between.",
+            ":::{solution-start} q2",
+            ":::",
+            "gated secret",
+        ]
+    )
+    kept, open_gate = homework.strip_solution_markdown(text, False)
+    assert open_gate
+    assert "secret" not in kept and "Question." in kept and "Between." in kept
+    kept, open_gate = homework.strip_solution_markdown(
+        "more secret\n```{solution-end}\n```\nAfter.", True
+    )
+    assert not open_gate and kept.strip() == "After."
+
+
+def test_unclosed_gate_is_an_error_not_a_leak():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("```{solution-start} q\n```\nsecret"),
+        nbformat.v4.new_code_cell("secret_code = 42"),
+    ]
+    with pytest.raises(ValueError, match="solution-end"):
+        homework.student_edition(nb)
+
+
+def test_stub_keeps_signatures_and_docstrings_only():
+    code = (
+        'import os\n\n\ndef f(a,\n      b):\n    """Doc."""\n    return a + b\n\n\n'
+        "def g(x):\n    return x\n"
+    )
+    stub = homework.stub(code)
+    assert 'def f(a,\n      b):\n    """Doc."""' in stub and "def g(x):" in stub
+    assert "return" not in stub and "import os" not in stub
+    assert stub.count("raise NotImplementedError") == 2
+    assert homework.stub("x = 1") == "# YOUR CODE HERE"
+
+
+# --------------------------------------------------------------------------------------
+# make homework: the files, the student site, no leak
+# --------------------------------------------------------------------------------------
+
+
+def test_make_homework_writes_editions_without_leaks(source, tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "homework.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    student_dir = tmp_path / "student"
+    student_nb = student_dir / "05_homework.ipynb"
+    page = student_dir / "html" / "chapters" / "05_homework.html"
+    solutions_nb = tmp_path / "solutions" / "05_homework.ipynb"
+    for path in (student_nb, page, solutions_nb):
+        assert path.is_file(), path
+    secret = homework.solution_lines(source)
+    # no solution anywhere in the student edition: notebook, pages, _sources/, downloads
+    assert homework.leaks(student_dir, secret) == []
+    sources = list((student_dir / "html" / "_sources").rglob("*"))
+    assert any(p.is_file() for p in sources)
+    # and no link from its pages to where the solutions are: the repository, Colab, Binder
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo_url = (config.get("repository") or {}).get("url") or "github.com/"
+    for html_file in (student_dir / "html").rglob("*.html"):
+        text = html_file.read_text()
+        for target in (repo_url, "colab.research.google.com", "mybinder.org"):
+            assert target not in text, (html_file, target)
+    # the detector does find solutions where they are (a control for the assertion above)
+    assert len(homework.leaks(tmp_path / "solutions", secret)) > 30
+    html = page.read_text()
+    assert "bn_forward" in html and "Not implemented yet" in html and "Exercise" in html
+    assert "Solution to" not in html
+    # the solutions edition ran, and its checks passed
+    solved = nbformat.read(solutions_nb, as_version=4)
+    outputs = json.dumps([c.get("outputs", []) for c in solved.cells])
+    assert outputs.count("passed all 7 cases") == 3
+
+
+# --------------------------------------------------------------------------------------
+# make grade: planted submissions
+# --------------------------------------------------------------------------------------
+
+
+def replace_function(nb, name: str, code: str):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and f"def {name}(" in cell.source:
+            cell.source = code
+            return nb
+    raise KeyError(name)
+
+
+BAD_FUNCTIONS = {
+    "bn_forward": """
+def bn_forward(x, gamma, beta, eps):
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    std = x.std(axis=(0, 2, 3), keepdims=True)
+    return gamma.reshape(1, -1, 1, 1) * (x - mean) / (std + eps) + beta.reshape(1, -1, 1, 1)
+""",
+    "bn_backward": """
+def bn_backward(dy, x, gamma, eps):
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    invstd = 1 / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + eps)
+    xhat = (x - mean) * invstd
+    dx = gamma.reshape(1, -1, 1, 1) * invstd * dy
+    return dx, (dy * xhat).sum(axis=(0, 2, 3)), dy.sum(axis=(0, 2, 3))
+""",
+    "bn_running_stats": """
+def bn_running_stats(running_mean, running_var, x, momentum):
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=1)
+    return momentum * running_mean + (1 - momentum) * mean, momentum * running_var + (
+        1 - momentum
+    ) * var
+""",
+}
+
+
+def test_grader_scores_planted_submissions(source, tmp_path):
+    student = homework.student_edition(source)
+    solutions = homework.solutions_edition(source)
+    subs = tmp_path / "submissions"
+    (subs / "carol").mkdir(parents=True)
+    nbformat.write(solutions, subs / "good.ipynb")
+    bad = student
+    for name, code in BAD_FUNCTIONS.items():
+        bad = replace_function(bad, name, code)
+    nbformat.write(bad, subs / "bad.ipynb")
+    crash = copy.deepcopy(solutions)
+    crash.cells.insert(3, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+    nbformat.write(crash, subs / "crash.ipynb")
+    loop = copy.deepcopy(solutions)
+    loop.cells.insert(3, nbformat.v4.new_code_cell("while True:\n    pass"))
+    nbformat.write(loop, subs / "loop.ipynb")
+    nonsense = copy.deepcopy(solutions)
+    nonsense.cells.insert(0, nbformat.v4.new_code_cell("import nonsense_module_for_grading"))
+    nbformat.write(nonsense, subs / "carol" / "05_homework.ipynb")  # one folder per student
+    cheat = copy.deepcopy(student)
+    cheat.cells.append(
+        nbformat.v4.new_code_cell("bnlib.check.forward = lambda fn: True\nbnlib.check.CASES = ()")
+    )
+    nbformat.write(cheat, subs / "cheat.ipynb")
+    shortcut = replace_function(
+        solutions,
+        "bn_forward",
+        "import bnlib\n\ndef bn_forward(x, gamma, beta, eps):\n"
+        "    return bnlib.batch_norm(x, weight=gamma, bias=beta, training=True, eps=eps)\n",
+    )
+    nbformat.write(shortcut, subs / "shortcut.ipynb")
+    (subs / "garbage.ipynb").write_text("{this is not a notebook")
+
+    out = tmp_path / "grades"
+    cmd = [sys.executable, str(ROOT / "tools" / "grade.py"), str(subs), "--out", str(out)]
+    run = subprocess.run(
+        [*cmd, "--cell-timeout", "5", "--timeout", "120"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    reports = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json") if p.stem != "summary"}
+    assert set(reports) == {
+        "good", "bad", "crash", "loop", "carol__05_homework", "cheat", "shortcut", "garbage"
+    }  # fmt: skip
+
+    good = reports["good"]
+    assert good["status"] == "graded" and good["score"] == good["max_score"] == grade.MAX_SCORE
+    assert all(p["passed"] for p in good["parts"].values()) and good["notes"] == []
+
+    bad = reports["bad"]
+    assert bad["status"] == "graded" and bad["score"] < bad["max_score"]
+    diagnosed = {name: [d["mistake"] for d in p["diagnoses"]] for name, p in bad["parts"].items()}
+    assert diagnosed == {
+        "forward": ["eps_outside_sqrt"],
+        "backward": ["no_mean_var_paths"],
+        "running_stats": ["keras_momentum"],
+    }
+    assert bad["parts"]["backward"]["points"] == 0
+
+    for name, reason in [
+        ("crash", "crashed"),
+        ("loop", "longer than 5 s"),
+        ("carol__05_homework", "ModuleNotFoundError"),
+        ("garbage", "not a valid Jupyter notebook"),
+    ]:
+        assert reports[name]["score"] == 0 and reason in reports[name]["reason"], reports[name]
+    assert reports["cheat"]["status"] == "graded" and reports["cheat"]["score"] == 0
+    assert any("bn_forward mentions bnlib" in n for n in reports["shortcut"]["notes"])
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["student"]: s["score"] for s in summary}["good"] == grade.MAX_SCORE
+    assert (out / "summary.csv").read_text().startswith("student,score")
+    bad_md = (out / "bad.md").read_text()
+    assert "ε is outside the square root" in bad_md and "max abs error" in bad_md
+    assert "longer than 5 s" in (out / "summary.md").read_text()

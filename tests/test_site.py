@@ -1,0 +1,291 @@
+"""The rendered book in a real browser: every page works offline, on its own.
+
+Reads the already built ``_build/html`` (``make test`` builds the book first; set
+``BNBOOK_SITE`` to check another build), serves it on 127.0.0.1 and opens every page in
+headless Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) with every request
+off 127.0.0.1 aborted. Per page: no console errors, no failed requests, all math typeset by
+MathJax, all images loaded, all widgets rendered, no traceback in an output (except cells
+tagged ``raises-exception``), every chapter in the navigation. On pages with explorers the
+static slider is moved and the frame shown must change. Full-page screenshots go to
+``_build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from IPython.core.inputtransformer2 import TransformerManager
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("BNBOOK_SITE", ROOT / "_build" / "html"))
+SCREENSHOTS = SITE.parent / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str):
+    """Skip on a developer's machine; under CI a missing build or browser is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the browser tests must run)")
+    pytest.skip(reason)
+
+
+def toc_chapters() -> list[str]:
+    """Every chapter file named in _toc.yml, e.g. 'chapters/01_worked_example'."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(str(node["file"]).removesuffix(".md").removesuffix(".ipynb"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return files
+
+
+def site_pages() -> list[str]:
+    """Every HTML page of the built site, as paths relative to its root."""
+    if not (SITE / "index.html").exists():
+        return ["index.html"]  # the fixture below skips (or fails under CI)
+    skip = ("_static", "_sources", "_images")
+    return sorted(
+        p.relative_to(SITE).as_posix()
+        for p in SITE.rglob("*.html")
+        if p.relative_to(SITE).parts[0] not in skip
+    )
+
+
+PAGES = site_pages()
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    if not (SITE / "index.html").exists():
+        unavailable(f"no built book at {SITE}: run `make book` first")
+    return SITE
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # the tests report what matters
+        pass
+
+
+@pytest.fixture(scope="module")
+def base_url(site):
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        unavailable(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make test does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class PageLog:
+    """What a page did: console errors, uncaught exceptions, failed or off-site requests."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.offsite: list[str] = []
+
+
+def open_page(browser, base_url: str, path: str):
+    """A new page at ``path`` with everything off 127.0.0.1 blocked; returns (page, log)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    log = PageLog()
+
+    def route(route):
+        url = route.request.url
+        if url.startswith(base_url) or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            log.offsite.append(url)
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and log.errors.append(m.text))
+    page.on("pageerror", lambda e: log.errors.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: log.failed.append(f"{r.url} ({r.failure})"))
+    page.on("response", lambda r: r.status >= 400 and log.failed.append(f"{r.url} ({r.status})"))
+    page.goto(base_url + path, wait_until="load")
+    settle(page)
+    return page, log
+
+
+def settle(page) -> None:
+    """Wait for MathJax to typeset, widgets to render and every image to finish loading."""
+    page.evaluate(
+        """async () => {
+            if (window.MathJax && MathJax.startup) await MathJax.startup.promise;
+            document.querySelectorAll('img[loading="lazy"]').forEach(i => i.loading = "eager");
+        }"""
+    )
+    page.wait_for_function(
+        """() => [...document.querySelectorAll(
+                   'script[type="application/vnd.jupyter.widget-view+json"]')]
+                 .every(s => s.parentElement.querySelector('.jupyter-widgets'))""",
+        timeout=20_000,
+    )
+    page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=20_000)
+    page.wait_for_load_state("networkidle")
+
+
+def screenshot_name(path: str) -> str:
+    return path.removesuffix(".html").replace("/", "__") + ".png"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_works_offline(browser, base_url, path):
+    page, log = open_page(browser, base_url, path)
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / screenshot_name(path)), full_page=True)
+        state = page.evaluate(
+            """() => {
+                const math = [...document.querySelectorAll('.math')];
+                const cells = [...document.querySelectorAll('.cell')]
+                    .filter(c => !c.classList.contains('tag_raises-exception'));
+                return {
+                    math: math.length,
+                    untypeset: math.filter(m => !m.querySelector('mjx-container'))
+                                   .map(m => m.textContent.slice(0, 60)),
+                    texErrors: document.querySelectorAll('mjx-merror').length,
+                    brokenImages: [...document.images]
+                        .filter(i => !(i.complete && i.naturalWidth > 0))
+                        .map(i => i.src.slice(0, 100)),
+                    tracebacks: cells.filter(c => c.querySelector('.output.traceback')
+                            || /Traceback \\(most recent call last\\)/.test(
+                                   c.querySelector('.cell_output')?.innerText || ''))
+                        .map(c => (c.querySelector('.cell_input')?.innerText || '')
+                                      .slice(0, 80)),
+                    nav: [...document.querySelectorAll('.bd-sidebar-primary nav a[href]')]
+                        .map(a => a.href.split('#')[0]),
+                };
+            }"""
+        )
+    finally:
+        page.context.close()
+    assert log.offsite == [], f"requests off the site: {log.offsite}"
+    assert log.failed == [], f"failed requests: {log.failed}"
+    assert log.errors == [], f"console errors: {log.errors}"
+    assert state["untypeset"] == [], f"math not typeset by MathJax: {state['untypeset']}"
+    assert state["texErrors"] == 0, "MathJax reported TeX errors"
+    assert state["brokenImages"] == [], f"images not loaded: {state['brokenImages']}"
+    assert state["tracebacks"] == [], f"tracebacks in outputs of cells: {state['tracebacks']}"
+    missing = [c for c in toc_chapters() if f"{base_url}{c}.html" not in state["nav"]]
+    assert missing == [], f"chapters missing from the navigation: {missing}"
+
+
+def explorer_pages() -> list[str]:
+    pages = [p for p in PAGES if p.startswith("chapters/")]
+    return [p for p in pages if "bnbook-explorer" in (SITE / p).read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("path", explorer_pages() or ["(no explorer found)"])
+def test_static_explorer_slider_switches_frames(browser, base_url, path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if path == "(no explorer found)":
+        pytest.fail("no page of the built book contains a static explorer (bnbook-explorer)")
+    page, log = open_page(browser, base_url, path)
+    try:
+        explorers = page.locator(".bnbook-explorer")
+        assert explorers.count() >= 1
+        for i in range(explorers.count()):
+            explorer = explorers.nth(i)
+            explorer.scroll_into_view_if_needed()
+            shown = """e => [...e.querySelectorAll('img, .widget-html-content')]
+                              .filter(x => x.offsetParent !== null)
+                              .map(x => x.src || x.textContent).join('|')"""
+            page.wait_for_function(  # the first frame: an image
+                f"e => ({shown})(e).includes('blob:')", arg=explorer.element_handle()
+            )
+            before = explorer.evaluate(shown)
+            handle = explorer.locator(".noUi-handle").first
+            handle.focus()
+            after = before
+            for key in ("Home", "End"):  # to one end of the range, then the other
+                handle.press(key)
+                try:  # the switch is instant; allow a slow, loaded machine some time
+                    page.wait_for_function(
+                        f"([e, before]) => ({shown})(e) !== before",
+                        arg=[explorer.element_handle(), before],
+                        timeout=5_000,
+                    )
+                except PlaywrightTimeout:
+                    continue
+                after = explorer.evaluate(shown)
+                break
+            assert after != before, f"explorer {i} on {path}: the frame did not change"
+    finally:
+        page.context.close()
+    assert log.errors == [], f"console errors while moving the slider: {log.errors}"
+
+
+def test_pages_reference_nothing_off_site(site):
+    """No script, stylesheet or image in the HTML points outside the site."""
+    pattern = re.compile(r'<(?:script|img)[^>]+src="(https?:)?//|<link[^>]+href="(https?:)?//')
+    offenders = [
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*.html")
+        if pattern.search(p.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_chapter_downloads_as_a_runnable_notebook(site, chapter):
+    nbformat = pytest.importorskip("nbformat")
+    path = site / "_sources" / f"{chapter}.ipynb"
+    assert path.exists(), f"no .ipynb download for {chapter}"
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    first = notebook.cells[0]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo_url = config["repository"]["url"]
+    assert first.cell_type == "code" and f"git+{repo_url}" in first.source
+    # the %pip inside try/except is valid IPython: it becomes plain Python that compiles
+    python = TransformerManager().transform_cell(first.source)
+    compile(python, "install-cell", "exec")
+    html = (site / f"{chapter}.html").read_text(encoding="utf-8")
+    assert f"{chapter}.ipynb" in html  # the download button
+    colab = re.search(r'href="(https://colab\.research\.google\.com/[^"]+)"', html)
+    assert colab and colab.group(1).endswith(f"/blob/notebooks/{chapter}.ipynb")
+    assert re.search(rf'href="https://mybinder\.org/v2/gh/[^"]+/notebooks\?[^"]+{chapter}', html)
+    assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "python3"

@@ -1,0 +1,343 @@
+"""Write the homework's student and solutions editions from its one source.
+
+    python tools/homework.py [--source chapters/05_homework.md] [--out _build/homework]
+                             [--no-html]
+
+Writes
+    OUT/student/05_homework.ipynb     the notebook to hand out: solutions removed, no outputs
+    OUT/student/html/                 the student edition's web page (Jupyter Book, executed)
+    OUT/solutions/05_homework.ipynb   the notebook with the solutions, executed
+
+The source marks its solutions; the student edition drops everything marked:
+
+- a ``{solution}`` directive (its whole fenced block), or every cell from a
+  ``{solution-start}`` directive to its ``{solution-end}``;
+- a cell tagged ``solution``.
+
+A code cell dropped that way becomes a stub for the student: the ``def`` line and docstring
+of each function it defines, then ``raise NotImplementedError``; or ``# YOUR CODE HERE`` when
+it defines no function. A solution cell also tagged ``remove-cell`` (a hidden assertion that
+the solutions pass) is dropped without a stub. Links to other chapters become plain text,
+as the student edition has only this page. Then every file written for the student is
+searched for every line of the solutions: on a find, the student edition is deleted and the
+command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "chapters" / "05_homework.md"
+OUT = ROOT / "_build" / "homework"
+SOLUTION_TAG = "solution"
+STUB_BODY = "    # YOUR CODE HERE\n    raise NotImplementedError"
+ANSWER = "**Your answer:** *(double-click to edit)*"
+HTML_COMMENT = re.compile(r"<!--.*?-->\s*", re.DOTALL)
+OPEN_DIRECTIVE = re.compile(r"^(\s*)(`{3,}|:{3,})\s*\{(solution|solution-start|solution-end)\}")
+CHAPTER_LINK = re.compile(r"\[([^\]]+)\]\((?!https?:)[^)\s]+\.(?:md|ipynb)(?:#[^)]*)?\)")
+
+
+# --------------------------------------------------------------------------------------
+# Source -> editions
+# --------------------------------------------------------------------------------------
+
+
+def tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def stub(code: str) -> str:
+    """The student's version of a solution code cell: signatures and docstrings only."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return "# YOUR CODE HERE"
+    lines = code.splitlines()
+    stubs = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        first_body = node.body[0]
+        has_doc = isinstance(first_body, ast.Expr) and isinstance(
+            getattr(first_body, "value", None), ast.Constant
+        )
+        start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+        end = first_body.end_lineno if has_doc else first_body.lineno - 1
+        header = "\n".join(lines[start:end])
+        if not has_doc:  # the signature may span lines; stop at the line ending with ':'
+            header = "\n".join(lines[start : node.body[0].lineno - 1])
+        stubs.append(header + "\n" + STUB_BODY)
+    return "\n\n\n".join(stubs) if stubs else "# YOUR CODE HERE"
+
+
+def strip_solution_markdown(text: str, inside_gate: bool) -> tuple[str, bool]:
+    """Remove ``{solution}`` blocks and gated ``{solution-start}``…``{solution-end}`` text
+    from one markdown cell. Returns the kept text and whether a gate is still open."""
+    kept: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        match = OPEN_DIRECTIVE.match(line)
+        if match:
+            fence, name = match.group(2), match.group(3)
+            # skip the directive's fenced block: up to a closing fence of the same kind
+            j = i + 1
+            while j < len(lines):
+                close = lines[j].strip()
+                if close and set(close) == {fence[0]} and len(close) >= len(fence):
+                    break
+                j += 1
+            i = j + 1
+            if name in ("solution", "solution-start"):
+                kept.append(ANSWER)
+            if name == "solution-start":
+                inside_gate = True
+            elif name == "solution-end":
+                inside_gate = False
+            continue
+        if not inside_gate:
+            kept.append(line)
+        i += 1
+    return "\n".join(kept).strip("\n"), inside_gate
+
+
+def unlink_chapters(text: str) -> str:
+    """``[Title](02_x.md)`` -> ``*Title*`` (a chapter of the book, not in this edition)."""
+    return CHAPTER_LINK.sub(lambda m: f"*{m.group(1)}*", text)
+
+
+def student_edition(nb):
+    """A copy of the notebook with every solution removed and no outputs."""
+    out = copy.deepcopy(nb)
+    cells = []
+    inside_gate = False
+    for cell in nb.cells:
+        cell_tags = tags(cell)
+        if cell.cell_type == "markdown":
+            if SOLUTION_TAG in cell_tags:
+                continue
+            text, inside_gate = strip_solution_markdown(cell.source, inside_gate)
+            text = HTML_COMMENT.sub("", text)  # notes to the instructor
+            if text.strip():
+                cells.append(nbformat.v4.new_markdown_cell(unlink_chapters(text)))
+            continue
+        if cell.cell_type != "code":
+            if not inside_gate and SOLUTION_TAG not in cell_tags:
+                cells.append(copy.deepcopy(cell))
+            continue
+        is_solution = inside_gate or SOLUTION_TAG in cell_tags
+        if not is_solution:
+            new = nbformat.v4.new_code_cell(cell.source)
+            kept_tags = [t for t in cell_tags if t != SOLUTION_TAG]
+            if kept_tags:
+                new.metadata["tags"] = kept_tags
+            cells.append(new)
+        elif "remove-cell" not in cell_tags:
+            cells.append(nbformat.v4.new_code_cell(stub(cell.source)))
+    if inside_gate:
+        raise ValueError("a {solution-start} has no {solution-end}: the student edition would leak")
+    out.cells = cells
+    out.metadata.pop("jupytext", None)
+    return out
+
+
+def solutions_edition(nb):
+    """A copy of the notebook, solutions kept, chapter links made plain text."""
+    out = copy.deepcopy(nb)
+    for cell in out.cells:
+        if cell.cell_type == "markdown":
+            cell.source = unlink_chapters(cell.source)
+    out.metadata.pop("jupytext", None)
+    return out
+
+
+def solution_lines(nb) -> list[str]:
+    """Distinctive lines of solution code and text: none may appear in the student edition.
+
+    Lines of code that the stub keeps (``def`` lines, docstrings) and short or generic
+    lines (blank, fences, ``return`` of a bare name, ...) are left out.
+    """
+    student_text = "\n".join(c.source for c in student_edition(nb).cells)
+    kept = {line.strip() for line in student_text.splitlines()}
+    found: list[str] = []
+    inside_gate = False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            stripped, inside_gate = strip_solution_markdown(cell.source, inside_gate)
+            remaining = {line.strip() for line in stripped.splitlines()}
+            candidates = [
+                line for line in cell.source.splitlines() if line.strip() not in remaining
+            ]
+        elif inside_gate or SOLUTION_TAG in tags(cell):
+            candidates = cell.source.splitlines()
+        else:
+            continue
+        for line in candidates:
+            line = line.strip()
+            if len(line) >= 20 and line not in kept and not OPEN_DIRECTIVE.match(line):
+                found.append(line)
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# Execution and the student site
+# --------------------------------------------------------------------------------------
+
+
+def execute(nb, cwd: Path, timeout: int = 600):
+    """Run every cell in a fresh python3 kernel; a cell that raises stops with an error."""
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+    return nb
+
+
+def build_student_site(student_nb, dest: Path) -> None:
+    """Build the student edition's web page with Jupyter Book, into ``dest``.
+
+    The source tree is a temporary directory holding symlinks to the book's own files
+    (configuration helpers, assets) and, as its only page, the student notebook: the
+    build sees no solution, so neither its pages, its ``_sources/`` nor its downloads can
+    hold one.
+    """
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["title"] = f"{config.get('title', 'bnbook')}: homework (student edition)"
+    config.setdefault("execute", {})["execute_notebooks"] = "force"
+    # No way from the student's page to the repository or to the book's notebooks, which
+    # hold the solutions: no launch, repository, edit or issue buttons.
+    config["launch_buttons"] = {
+        "binderhub_url": "",
+        "jupyterhub_url": "",
+        "colab_url": "",
+        "thebe": False,
+    }
+    html_options = config.setdefault("html", {})
+    for button in ("use_repository_button", "use_edit_page_button", "use_issues_button"):
+        html_options[button] = False
+    with tempfile.TemporaryDirectory(prefix="bnbook-homework-") as tmp:
+        src, out = Path(tmp) / "src", Path(tmp) / "out"
+        src.mkdir()
+        skip = {"_build", ".git", ".venv", "chapters", "_toc.yml", "_config.yml", "index.md"}
+        for entry in ROOT.iterdir():
+            if entry.name not in skip and not entry.name.startswith((".jupyter_cache", ".")):
+                (src / entry.name).symlink_to(entry)
+        (src / "chapters").mkdir()
+        nbformat.write(student_nb, src / "chapters" / "05_homework.ipynb")
+        (src / "_toc.yml").write_text("format: jb-book\nroot: chapters/05_homework\n")
+        (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        cmd = [
+            str(Path(sys.executable).parent / "jupyter-book"),
+            "build",
+            str(src),
+            "--path-output",
+            str(out),
+            "-W",
+            "-n",
+            "--keep-going",
+        ]
+        run = subprocess.run(cmd, capture_output=True, text=True, cwd=src)
+        log = run.stdout + run.stderr
+        if run.returncode != 0 or re.search(r"WARNING:|ERROR:|Traceback", log):
+            sys.stderr.write(log)
+            raise SystemExit("the student edition's site did not build cleanly (log above)")
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(out / "_build" / "html", dest, symlinks=False)
+
+
+def text_of(path: Path) -> str:
+    """A file's text as a reader would see it: HTML without tags, notebooks' cells joined."""
+    raw = path.read_bytes().decode("utf-8", errors="replace")
+    if path.suffix == ".ipynb":
+        try:
+            nb = json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+        parts = []
+        for cell in nb.get("cells", []):
+            parts.append("".join(cell.get("source", "")))
+            for output in cell.get("outputs", []):
+                parts.append(json.dumps(output, ensure_ascii=False))
+        return "\n".join(parts)
+    if path.suffix in {".html", ".htm", ".js", ".txt", ".md", ".json", ".xml"}:
+        return html.unescape(re.sub(r"<[^>]+>", "", raw))
+    return raw
+
+
+def leaks(directory: Path, lines: list[str]) -> list[str]:
+    """``file: line`` for every solution line found in any file under ``directory``."""
+    found = []
+    normal = [(line, " ".join(line.split())) for line in lines]
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        text = " ".join(text_of(path).split())
+        for line, squeezed in normal:
+            if squeezed in text:
+                found.append(f"{path.relative_to(directory)}: {line}")
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--no-html", action="store_true", help="skip the student web page")
+    args = parser.parse_args(argv)
+
+    nb = jupytext.read(args.source)
+    student, solutions = student_edition(nb), solutions_edition(nb)
+    secret = solution_lines(nb)
+    name = args.source.stem + ".ipynb"
+    student_dir, solutions_dir = args.out / "student", args.out / "solutions"
+    for d in (student_dir, solutions_dir):
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+
+    nbformat.write(student, student_dir / name)
+    with tempfile.TemporaryDirectory() as tmp:
+        execute(solutions, Path(tmp))
+    nbformat.write(solutions, solutions_dir / name)
+    if not args.no_html:
+        build_student_site(student, student_dir / "html")
+
+    found = leaks(student_dir, secret)
+    if found:
+        shutil.rmtree(student_dir)
+        raise SystemExit(
+            "solution text found in the student edition (removed it):\n" + "\n".join(found)
+        )
+    print(f"student edition:   {student_dir / name}")
+    if not args.no_html:
+        print(f"student site:      {student_dir / 'html' / 'index.html'}")
+    print(f"solutions edition: {solutions_dir / name}")
+    print(f"no solution line ({len(secret)} checked) in {student_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main())
