@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -18,18 +19,28 @@ import torch.nn.functional as F
 import bnlib
 
 SHAPES = [(32, 64, 56, 56), (8, 16, 32, 32)]
+PAUSE_SECONDS = 0.5
 
 
-def median_time(fn, repeats: int, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` runs, after warm-up runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+def median_times(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time in seconds of each contender over ``repeats`` runs, after warm-up.
+
+    Contenders run one after the other, each in a block of its own, with a pause between
+    blocks: torch's worker threads keep spinning for a moment after its last call, and
+    would otherwise take the second core from whatever runs next.
+    """
+    result = {}
+    for name, fn in contenders.items():
+        time.sleep(PAUSE_SECONDS)
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        result[name] = float(np.median(times))
+    return result
 
 
 def bench_shape(shape: tuple[int, ...], repeats: int) -> dict[str, float]:
@@ -54,18 +65,18 @@ def bench_shape(shape: tuple[int, ...], repeats: int) -> dict[str, float]:
         bn(x)
         bn.backward(dy)
 
-    return {
-        "copy": median_time(lambda: x.copy(), repeats),
-        "torch forward": median_time(
-            lambda: F.batch_norm(tx, trm, trv, tw, tb, True, 0.1, 1e-5), repeats
-        ),
-        "bnlib forward": median_time(
-            lambda: bnlib.batch_norm(x, running_mean, running_var, weight, bias, True, 0.1, 1e-5),
-            repeats,
-        ),
-        "torch forward+backward": median_time(torch_forward_backward, repeats),
-        "bnlib forward+backward": median_time(bnlib_forward_backward, repeats),
-    }
+    return median_times(
+        {
+            "copy": x.copy,
+            "torch forward": lambda: F.batch_norm(tx, trm, trv, tw, tb, True, 0.1, 1e-5),
+            "bnlib forward": lambda: bnlib.batch_norm(
+                x, running_mean, running_var, weight, bias, True, 0.1, 1e-5
+            ),
+            "torch forward+backward": torch_forward_backward,
+            "bnlib forward+backward": bnlib_forward_backward,
+        },
+        repeats,
+    )
 
 
 def main() -> None:

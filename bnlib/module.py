@@ -8,14 +8,13 @@ import numpy as np
 
 from bnlib.functional import (
     as_input,
-    backward_from_xhat,
-    channel_dot,
-    channel_sum,
+    backward,
     channels_view,
     check_batch_size,
     check_eps,
     check_momentum,
-    per_channel,
+    eval_backward,
+    forward,
     update_running_stats,
 )
 
@@ -75,7 +74,9 @@ class BatchNorm2d:
         else:
             self.running_mean = self.running_var = None
             self.num_batches_tracked = None
-        self._cache: tuple | None = None  # (xhat, invstd, used batch statistics, shape)
+        # the last forward's input (N, C, L), its mean and variance, whether they were the
+        # batch's, and the input's shape: what backward() needs, as torch's autograd keeps
+        self._cache: tuple | None = None
 
     def __repr__(self) -> str:
         return (
@@ -118,7 +119,6 @@ class BatchNorm2d:
             )
         use_batch_stats = self.training or not self.track_running_stats
         x3 = channels_view(x)
-        m = x3.shape[0] * x3.shape[2]
         if use_batch_stats:
             if self.track_running_stats:
                 check_batch_size(x, ", or call .eval() to normalize with the running statistics")
@@ -126,25 +126,19 @@ class BatchNorm2d:
                 check_batch_size(
                     x, " (track_running_stats=False: eval mode uses batch statistics too)"
                 )
-            mean = channel_sum(x3) / m
-            xhat = x3 - per_channel(mean, x.dtype)
-            var = channel_dot(xhat, xhat) / m
+            y, mean, var = forward(x3, self.weight, self.bias, self.eps)
             if self.training and self.track_running_stats:
                 self.num_batches_tracked += 1
                 momentum = self.momentum
                 if momentum is None:  # cumulative moving average
                     momentum = 1.0 / self.num_batches_tracked
+                m = x3.shape[0] * x3.shape[2]
                 update_running_stats(self.running_mean, self.running_var, mean, var, m, momentum)
         else:
-            mean = self.running_mean.astype(np.float64)
-            var = self.running_var.astype(np.float64)
-            xhat = x3 - per_channel(mean, x.dtype)
-        invstd = 1.0 / np.sqrt(var + self.eps)
-        xhat *= per_channel(invstd, x.dtype)
-        self._cache = (xhat, invstd, use_batch_stats, x.shape)
-        if not self.affine:
-            return xhat.reshape(x.shape).copy()
-        y = xhat * per_channel(self.weight, x.dtype) + per_channel(self.bias, x.dtype)
+            y, mean, var = forward(
+                x3, self.weight, self.bias, self.eps, self.running_mean, self.running_var
+            )
+        self._cache = (x3, mean, var, use_batch_stats, x.shape)
         return y.reshape(x.shape)
 
     def backward(self, dy) -> np.ndarray:
@@ -158,19 +152,15 @@ class BatchNorm2d:
             raise RuntimeError(
                 "backward() called before forward(): call the module on an input first"
             )
-        xhat, invstd, used_batch_stats, shape = self._cache
+        x3, mean, var, used_batch_stats, shape = self._cache
         dy = as_input(dy, "dy")
         if dy.shape != shape:
             raise ValueError(
                 f"dy must have the shape of the last forward's output {shape}, got {dy.shape}"
             )
-        dy3 = channels_view(dy.astype(xhat.dtype, copy=False))
-        if used_batch_stats:
-            dx, dweight, dbias = backward_from_xhat(dy3, xhat, invstd, self.weight)
-        else:
-            gamma = 1.0 if self.weight is None else self.weight.astype(np.float64)
-            dx = dy3 * per_channel(gamma * invstd, xhat.dtype)
-            dweight, dbias = channel_dot(dy3, xhat), channel_sum(dy3)
+        dy3 = channels_view(dy.astype(x3.dtype, copy=False))
+        gradients = backward if used_batch_stats else eval_backward
+        dx, dweight, dbias = gradients(dy3, x3, mean, var, self.weight, self.eps)
         if self.affine:
             self.grad_weight = dweight.astype(self.weight.dtype)
             self.grad_bias = dbias.astype(self.bias.dtype)

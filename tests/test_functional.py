@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bnlib
+from bnlib import functional
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
 GRAD_TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
@@ -181,3 +182,61 @@ def test_training_update_uses_unbiased_variance():
     bnlib.batch_norm(x, rm, rv, training=True, momentum=1.0)
     np.testing.assert_allclose(rv, x.var(axis=(0, 2, 3), ddof=1), rtol=1e-12)
     np.testing.assert_allclose(rm, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 8])
+@pytest.mark.parametrize("c", [1, 3, 8])
+def test_channel_groups_cover_every_channel_once(monkeypatch, cores, c):
+    monkeypatch.setattr(functional.os, "cpu_count", lambda: cores)
+    seen = []
+    functional.for_each_channel_group(lambda g: seen.extend(range(c)[g]), c, size=1 << 30)
+    assert sorted(seen) == list(range(c))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("c", [1, 3, 8])
+def test_parallel_channel_groups_match_torch(monkeypatch, c, affine):
+    """Every input is split across (pretend) four cores, as large inputs are."""
+    monkeypatch.setattr(functional, "PARALLEL_MIN_SIZE", 0)
+    monkeypatch.setattr(functional.os, "cpu_count", lambda: 4)
+    rng = np.random.default_rng(c)
+    x = random_input(c, (3, c, 5, 4), np.float64)
+    dy = rng.standard_normal(x.shape)
+    weight = rng.uniform(0.5, 2, c) if affine else None
+    bias = rng.uniform(-1, 1, c) if affine else None
+
+    torch_bn = torch.nn.BatchNorm2d(c, affine=affine).double()
+    if affine:
+        with torch.no_grad():
+            torch_bn.weight.copy_(torch.tensor(weight))
+            torch_bn.bias.copy_(torch.tensor(bias))
+    tx = torch.tensor(x, requires_grad=True)
+    out = torch_bn(tx)
+    out.backward(torch.tensor(dy))
+
+    bn = bnlib.BatchNorm2d.from_torch(torch.nn.BatchNorm2d(c, affine=affine).double())
+    if affine:
+        bn.weight, bn.bias = weight, bias
+    np.testing.assert_allclose(bn(x), out.detach().numpy(), **TOL[np.float64])
+    np.testing.assert_allclose(bn.backward(dy), tx.grad.numpy(), **GRAD_TOL[np.float64])
+    np.testing.assert_allclose(bn.running_var, torch_bn.running_var.numpy(), **TOL[np.float64])
+    y = bnlib.batch_norm(x, weight=weight, bias=bias, training=True)
+    np.testing.assert_allclose(y, out.detach().numpy(), **TOL[np.float64])
+    dx, _, _ = bnlib.batch_norm_backward(dy, x, weight)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **GRAD_TOL[np.float64])
+
+
+def test_large_float32_input_matches_torch():
+    """Large enough to take the parallel path for real (no patching)."""
+    x = random_input(11, (8, 6, 300, 300), np.float32)
+    assert x.size >= functional.PARALLEL_MIN_SIZE
+    dy = np.random.default_rng(12).standard_normal(x.shape).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    out = F.batch_norm(tx, None, None, training=True)
+    out.backward(torch.tensor(dy))
+    np.testing.assert_allclose(
+        bnlib.batch_norm(x, training=True), out.detach().numpy(), **TOL[np.float32]
+    )
+    dx, _, _ = bnlib.batch_norm_backward(dy, x)
+    scale = float(np.abs(tx.grad.numpy()).max())
+    np.testing.assert_allclose(dx / scale, tx.grad.numpy() / scale, **GRAD_TOL[np.float32])
