@@ -147,6 +147,9 @@ class BatchNorm2d:
         Stores ``grad_weight`` = Σ dy·x̂ and ``grad_bias`` = Σ dy when ``affine``. With batch
         statistics the compact formula applies; with running statistics (eval mode) they
         are constants and dx = γ·dy/√(running_var + ε).
+
+        Like torch's autograd, the module keeps a reference to the forward's input rather
+        than a copy: do not modify that array in place before calling ``backward``.
         """
         if self._cache is None:
             raise RuntimeError(
