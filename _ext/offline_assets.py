@@ -12,8 +12,9 @@ A local Sphinx extension (listed in ``_config.yml`` under ``sphinx: local_extens
    configuration scripts twice, so browsers log "Identifier 'THEBE_JS_URL' has already been
    declared"; duplicates are dropped from each page's script list.
 3. Notebooks that run anywhere. The ``.ipynb`` the download button serves (the executed chapter)
-   gets a first cell that installs bnlib from the repository when it is not importable (Colab,
-   a fresh Jupyter): the URL is ``repository.url`` of ``_config.yml``, the one place it is set.
+   gets a first cell that installs what the chapters import when it is missing (Colab, Binder,
+   a fresh Jupyter): bnlib from the repository (the URL is ``repository.url`` of
+   ``_config.yml``, the one place it is set), PyTorch's CPU build, and myst-nb.
    Colab and Binder cannot open the MyST ``.md`` sources, so their launch buttons open these
    notebooks from the ``notebooks`` branch that the GitHub workflow publishes.
 """
@@ -52,6 +53,33 @@ IPYWIDGETS_JS = {
     f"{VENDOR}/html-manager/embed-amd.js": {"data-jupyter-widgets-cdn-only": ""},
 }
 NOTEBOOKS_BRANCH = "notebooks"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: The setup cell's code (``install_cell`` fills in the repository and torch's pin).
+SETUP_CELL = """\
+# Setup: this notebook needs bnlib (the book's library), PyTorch and myst-nb (for
+# `glue`). On Colab, Binder or a fresh Jupyter, install whichever is missing.
+import importlib
+import importlib.util
+
+if importlib.util.find_spec("bnlib") is None:
+    %pip install --quiet "bnlib @ git+{repo_url}"
+if importlib.util.find_spec("torch") is None:  # the CPU build, a smaller download
+    %pip install --quiet "{torch}" --index-url {torch_index}
+if importlib.util.find_spec("myst_nb") is None:
+    %pip install --quiet myst-nb
+importlib.invalidate_caches()
+import ipywidgets
+
+if int(ipywidgets.__version__.split(".")[0]) < 8:  # an older one was already imported
+    print("The explorers need ipywidgets 8: restart the kernel (Colab: Runtime, Restart "
+          "session), then run this notebook again.")
+try:  # Colab shows ipywidgets 8 through its own widget manager, once enabled
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+except ImportError:
+    pass
+"""
 
 
 def node_modules(app: Sphinx) -> Path:
@@ -93,6 +121,13 @@ def default_theme_mode(app: Sphinx, pagename, templatename, context, doctree) ->
     "Got invalid theme mode: ." as a console error on every page."""
     if not context.get("default_mode"):
         context["default_mode"] = "light"
+
+
+def no_favicon_request(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Without an icon, browsers request ``/favicon.ico`` from the server's root, a 404 (and a
+    console error) on every page; an empty ``data:`` icon asks for nothing."""
+    if not context.get("favicon_url"):
+        context["favicon_url"] = "data:,"
 
 
 def drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
@@ -138,16 +173,21 @@ def repository(app: Sphinx) -> tuple[str, str]:
     return options.get("repository_url", "").rstrip("/"), options.get("repository_branch", "main")
 
 
-def install_cell(repo_url: str) -> dict:
-    """A first notebook cell that installs bnlib from the repository when it is missing."""
-    source = (
-        "# Setup: this notebook needs bnlib, the book's library. On Colab or a fresh Jupyter\n"
-        "# it is not installed yet, so install it from the book's repository.\n"
-        "try:\n"
-        "    import bnlib  # noqa: F401\n"
-        "except ImportError:\n"
-        f'    %pip install --quiet "bnlib @ git+{repo_url}"\n'
-    )
+def torch_requirement(app: Sphinx) -> str:
+    """The ``torch==…`` line of requirements.txt (the torch the book is built with)."""
+    requirements = Path(app.confdir) / "requirements.txt"
+    lines = requirements.read_text().splitlines() if requirements.exists() else []
+    return next((line.strip() for line in lines if line.startswith("torch==")), "torch")
+
+
+def install_cell(repo_url: str, torch: str = "torch") -> dict:
+    """A first notebook cell that installs what the chapters import, when it is missing.
+
+    The chapters import bnlib (from the repository), torch and myst_nb (for ``glue``). On
+    Colab, Binder or a fresh Jupyter some are missing; where all are importable (a clone with
+    ``make setup``, this build) the cell does nothing.
+    """
+    source = SETUP_CELL.format(repo_url=repo_url, torch=torch, torch_index=TORCH_CPU_INDEX)
     return {
         "cell_type": "code",
         "execution_count": None,
@@ -158,12 +198,12 @@ def install_cell(repo_url: str) -> dict:
     }
 
 
-def add_install_cell(path: Path, repo_url: str) -> None:
+def add_install_cell(path: Path, repo_url: str, torch: str = "torch") -> None:
     notebook = json.loads(path.read_text(encoding="utf-8"))
     cells = notebook.get("cells", [])
     if cells and cells[0].get("id") == "install-bnlib":
         return
-    notebook["cells"] = [install_cell(repo_url), *cells]
+    notebook["cells"] = [install_cell(repo_url, torch), *cells]
     path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -172,7 +212,8 @@ def notebooks_and_launch_links(app: Sphinx, pagename, templatename, context, doc
     if not context.get("ipynb_source"):  # set by sphinx-book-theme for executed .md pages
         return
     repo_url, branch = repository(app)
-    add_install_cell(Path(app.outdir) / "_sources" / context["ipynb_source"], repo_url)
+    notebook = Path(app.outdir) / "_sources" / context["ipynb_source"]
+    add_install_cell(notebook, repo_url, torch_requirement(app))
     source_md = f"/blob/{branch}/{pagename}.md"
     for group in context.get("header_buttons", []):
         for button in group.get("buttons", []) if isinstance(group, dict) else []:
@@ -192,6 +233,7 @@ def setup(app: Sphinx) -> dict:
     # after sphinx-book-theme (priority 501 and default) has built buttons and copied notebooks
     app.connect("html-page-context", notebooks_and_launch_links, priority=900)
     app.connect("html-page-context", default_theme_mode)
+    app.connect("html-page-context", no_favicon_request)
     app.connect("html-page-context", locate_widget_fonts, priority=950)
     app.connect("html-page-context", drop_duplicate_scripts, priority=1000)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

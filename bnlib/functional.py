@@ -185,16 +185,19 @@ def update_running_stats(
     m: int,
     momentum: float,
 ) -> None:
-    r"""PyTorch's update, in place: running ← (1 − momentum)·running + momentum·batch.
+    r"""PyTorch's update, in place, with p = momentum:
 
-    ``var`` is the biased batch variance; the running variance takes the *unbiased*
-    one, σ²·m/(m − 1).
+        running ← (1 − p)·running + p·batch_statistic
+
+    ``var`` is the biased batch variance (divide by m); the running variance
+    takes the *unbiased* one, σ²·m/(m − 1).
     """
+    p = momentum
     if running_mean is not None:
-        running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+        running_mean[...] = (1 - p) * running_mean + p * mean
     if running_var is not None:
         unbiased_var = var * m / (m - 1)
-        running_var[...] = (1 - momentum) * running_var + momentum * unbiased_var
+        running_var[...] = (1 - p) * running_var + p * unbiased_var
 
 
 def forward(
@@ -205,11 +208,13 @@ def forward(
     mean: np.ndarray | None = None,
     var: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Normalize ``x3`` (N, C, L) per channel: y = (x − μ)/√(σ² + ε)·γ + β.
+    r"""Normalize ``x3`` (N, C, L) per channel:
 
-    Without ``mean`` and ``var`` (training), μ and σ² are the batch's mean and biased
-    variance; with them (evaluation), those are used. Returns ``(y, mean, var)``, the
-    statistics in float64. Inputs are assumed checked.
+        y = (x − μ)/√(σ² + ε)·γ + β
+
+    Without ``mean`` and ``var`` (training), μ and σ² are the batch's mean
+    and biased variance; with them (evaluation), those are used. Returns
+    ``(y, mean, var)``, the statistics in float64. Inputs are assumed checked.
     """
     n, c, length = x3.shape
     m = n * length
@@ -248,20 +253,24 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> np.ndarray:
-    r"""Batch normalization, with the meaning and result of ``torch.nn.functional.batch_norm``.
+    r"""Batch normalization, as ``torch.nn.functional.batch_norm``.
 
-    .. math:: y = \frac{x - \mu_c}{\sqrt{\sigma^2_c + \varepsilon}}\,\gamma_c + \beta_c
+    .. math::
 
-    In training, μ and σ² are the batch's mean and biased variance, and the running
-    buffers (if given) are updated in place with the unbiased variance. In evaluation
-    (``training=False``), μ and σ² are ``running_mean`` and ``running_var``.
+        y = \frac{x - \mu_c}{\sqrt{\sigma^2_c + \varepsilon}}\,\gamma_c
+            + \beta_c
+
+    In training, μ and σ² are the batch's mean and biased variance, and
+    the running buffers (if given) are updated in place with the unbiased
+    variance. In evaluation (``training=False``), μ and σ² are
+    ``running_mean`` and ``running_var``.
     """
     x = as_input(x)
-    num_channels = x.shape[1]
-    running_mean = check_channel_vector(running_mean, num_channels, "running_mean")
-    running_var = check_channel_vector(running_var, num_channels, "running_var")
-    weight = check_channel_vector(weight, num_channels, "weight")
-    bias = check_channel_vector(bias, num_channels, "bias")
+    c = x.shape[1]
+    running_mean = check_channel_vector(running_mean, c, "running_mean")
+    running_var = check_channel_vector(running_var, c, "running_var")
+    weight = check_channel_vector(weight, c, "weight")
+    bias = check_channel_vector(bias, c, "bias")
     check_eps(eps)
     check_momentum(momentum)
     x3 = channels_view(x)
@@ -292,11 +301,27 @@ def batch_norm_backward(
 
         \frac{\partial L}{\partial \beta} = \sum dy, \qquad
         \frac{\partial L}{\partial \gamma} = \sum dy\,\hat x, \qquad
-        \frac{\partial L}{\partial x} = \frac{\gamma}{m\sqrt{\sigma^2+\varepsilon}}
+        \frac{\partial L}{\partial x}
+            = \frac{\gamma}{m\sqrt{\sigma^2+\varepsilon}}
             \Big(m\,dy - \sum dy - \hat x \sum dy\,\hat x\Big).
 
-    Returns ``(dx, dweight, dbias)``; ``dweight`` and ``dbias`` are always computed
-    (they are what the gradients would be with γ = 1, β = 0 when ``weight`` is None).
+    Returns ``(dx, dweight, dbias)``. ``dweight`` and ``dbias`` are always
+    computed (with ``weight`` None, they are the gradients for γ = 1, β = 0).
+    """
+    dy, x, weight = check_backward_inputs(dy, x, weight, eps)
+    check_batch_size(x)
+    x3 = channels_view(x)
+    mean, var = batch_stats(x3)
+    dx, dweight, dbias = backward(channels_view(dy), x3, mean, var, weight, eps)
+    return dx.reshape(x.shape), dweight.astype(x.dtype), dbias.astype(x.dtype)
+
+
+def check_backward_inputs(
+    dy, x, weight: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The checks every backward makes.
+
+    Returns ``dy`` (in ``x``'s dtype), ``x`` and ``weight``, checked.
     """
     x = as_input(x, "x")
     dy = as_input(dy, "dy")
@@ -304,11 +329,7 @@ def batch_norm_backward(
         raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
     weight = check_channel_vector(weight, x.shape[1], "weight")
     check_eps(eps)
-    check_batch_size(x)
-    x3, dy3 = channels_view(x), channels_view(dy.astype(x.dtype, copy=False))
-    mean, var = batch_stats(x3)
-    dx, dweight, dbias = backward(dy3, x3, mean, var, weight, eps)
-    return dx.reshape(x.shape), dweight.astype(x.dtype), dbias.astype(x.dtype)
+    return dy.astype(x.dtype, copy=False), x, weight
 
 
 def backward(
@@ -319,13 +340,16 @@ def backward(
     weight: np.ndarray | None,
     eps: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""The compact backward, given the batch statistics of the forward (arrays (N, C, L)).
+    r"""The compact backward, given the forward's batch statistics.
 
-    With s = 1/√(σ² + ε) and x̂ = (x − μ)·s, computed as dx = a·dy − b·x̂ − c per channel::
+    With s = 1/√(σ² + ε) and x̂ = (x − μ)·s, per channel::
 
-        dx = γs/m · (m·dy − Σdy − x̂·Σ(dy·x̂)),   dγ = Σ dy·x̂,   dβ = Σ dy.
+        dx = γs/m · (m·dy − Σdy − x̂·Σ(dy·x̂))
+        dγ = Σ dy·x̂,   dβ = Σ dy
 
-    Returns ``(dx, dweight, dbias)``, the last two in float64. Inputs are assumed checked.
+    computed as dx = a·dy − b·x̂ − c. Arrays are (N, C, L); returns
+    ``(dx, dweight, dbias)``, the last two in float64. Inputs are assumed
+    checked.
     """
     n, c, length = x3.shape
     m = n * length
@@ -355,77 +379,83 @@ def batch_norm_backward_staged(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The gradients of :func:`batch_norm_backward`, node by node.
 
-    Forward graph, per channel (Σ over batch and space, m = N·H·W values)::
+    Forward graph, per channel (Σ over the channel's m = N·H·W values)::
 
         μ = Σx/m → xc = x − μ → σ² = Σxc²/m → s = (σ² + ε)^(-1/2)
           → x̂ = xc·s → y = γx̂ + β
 
-    The backward walks it in reverse; each step is the chain rule at one
-    node, ``d<name>`` meaning ∂L/∂<name>. A node used twice (x feeds μ and
-    xc; xc feeds σ² and x̂) adds up the gradients from both uses. Computed in
-    float64 for clarity, returned in the input's dtype. Returns
-    ``(dx, dweight, dbias)``.
+    The backward walks it in reverse, one chain-rule step per node;
+    ``d<name>`` means ∂L/∂<name>. A node used twice (x feeds μ and xc; xc
+    feeds σ² and x̂) adds up the gradients from both uses. Computed in
+    float64 for clarity; returns ``(dx, dweight, dbias)`` in x's dtype.
     """
-    x = as_input(x, "x")
-    dtype = x.dtype
-    dy = as_input(dy, "dy")
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
-    weight = check_channel_vector(weight, x.shape[1], "weight")
-    check_eps(eps)
+    dy, x, weight = check_backward_inputs(dy, x, weight, eps)
     check_batch_size(x)
+    dtype, c = x.dtype, x.shape[1]
     x, dy = x.astype(np.float64), dy.astype(np.float64)
-    axes = (0, *range(2, x.ndim))  # all but the channel axis: Σ sums over these
-    m = x.size // x.shape[1]
-    gamma = np.ones(x.shape[1]) if weight is None else weight.astype(np.float64)
-    gamma = gamma.reshape(1, -1, *([1] * (x.ndim - 2)))  # (1, C, 1, 1)
+    m = x.size // c
+    axes = (0, *range(2, x.ndim))  # every axis but the channel's
+
+    def csum(a: np.ndarray) -> np.ndarray:
+        """Σ over each channel's m values, kept as shape (1, C, 1, 1)."""
+        return a.sum(axis=axes, keepdims=True)
+
+    gamma = np.ones(c) if weight is None else weight.astype(np.float64)
+    gamma = gamma.reshape(1, c, *[1] * (x.ndim - 2))  # (1, C, 1, 1)
 
     # forward, keeping every intermediate the backward needs
-    mu = x.sum(axis=axes, keepdims=True) / m  # μ = Σx/m
+    mu = csum(x) / m  # μ = Σx/m
     xc = x - mu  # xc = x − μ
-    var = (xc**2).sum(axis=axes, keepdims=True) / m  # σ² = Σxc²/m
+    var = csum(xc**2) / m  # σ² = Σxc²/m
     s = (var + eps) ** -0.5  # s = (σ² + ε)^(-1/2)
     xhat = xc * s  # x̂ = xc·s
 
     # backward, one node at a time, last node first
-    # (1) y = γx̂ + β
-    dbeta = dy.sum(axis=axes)  # ∂L/∂β = Σ dy
-    dgamma = (dy * xhat).sum(axis=axes)  # ∂L/∂γ = Σ dy·x̂
-    dxhat = dy * gamma  # ∂L/∂x̂ = γ·dy
-    # (2) x̂ = xc·s
-    ds = (dxhat * xc).sum(axis=axes, keepdims=True)  # s is shared: sum
-    dxc = dxhat * s  # first of the two uses of xc
+    # (1) y = γx̂ + β; γ and β are shared by the channel: sums
+    dbeta = csum(dy)
+    dgamma = csum(dy * xhat)
+    dxhat = gamma * dy
+    # (2) x̂ = xc·s; s is shared: a sum
+    ds = csum(dxhat * xc)
+    dxc = s * dxhat  # the first of xc's two uses
     # (3) s = (σ² + ε)^(-1/2)
-    dvar = ds * -0.5 * (var + eps) ** -1.5
+    dvar = -0.5 * (var + eps) ** -1.5 * ds
     # (4) σ² = Σxc²/m
-    dxc += dvar * 2 * xc / m  # second use of xc: add
-    # (5) xc = x − μ
-    dmu = -dxc.sum(axis=axes, keepdims=True)  # μ is shared: sum
-    dx = dxc.copy()  # first of the two uses of x
+    dxc = dxc + 2 * xc / m * dvar  # xc's second use: add
+    # (5) xc = x − μ; μ is shared: a sum
+    dmu = -csum(dxc)
     # (6) μ = Σx/m
-    dx += dmu / m  # second use of x: add
+    dx = dxc + dmu / m  # x's two uses: through xc, and through μ
+    dgamma, dbeta = dgamma.ravel(), dbeta.ravel()  # shape (C,)
     return dx.astype(dtype), dgamma.astype(dtype), dbeta.astype(dtype)
 
 
 def batch_norm_eval_backward(
-    dy, x, running_mean, running_var, weight: np.ndarray | None = None, eps: float = 1e-5
+    dy,
+    x,
+    running_mean,
+    running_var,
+    weight: np.ndarray | None = None,
+    eps: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Gradients of evaluation-mode batch norm: the running statistics are constants.
+    r"""Gradients of evaluation-mode batch norm (running statistics fixed).
 
     dx = γ·dy/√(running_var + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.
     """
-    x = as_input(x, "x")
-    dy = as_input(dy, "dy")
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
-    num_channels = x.shape[1]
-    running_mean = check_channel_vector(running_mean, num_channels, "running_mean")
-    running_var = check_channel_vector(running_var, num_channels, "running_var")
-    weight = check_channel_vector(weight, num_channels, "weight")
+    dy, x, weight = check_backward_inputs(dy, x, weight, eps)
+    c = x.shape[1]
+    running_mean = check_channel_vector(running_mean, c, "running_mean")
+    running_var = check_channel_vector(running_var, c, "running_var")
     require_running_stats(running_mean, running_var)
-    check_eps(eps)
-    x3, dy3 = channels_view(x), channels_view(dy.astype(x.dtype, copy=False))
-    dx, dweight, dbias = eval_backward(dy3, x3, running_mean, running_var, weight, eps)
+    dy3, x3 = channels_view(dy), channels_view(x)
+    dx, dweight, dbias = eval_backward(
+        dy3,
+        x3,
+        running_mean,
+        running_var,
+        weight,
+        eps,
+    )
     return dx.reshape(x.shape), dweight.astype(x.dtype), dbias.astype(x.dtype)
 
 
@@ -439,7 +469,9 @@ def eval_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The backward with constant statistics μ and σ² (arrays (N, C, L)).
 
-    dx = γ·dy/√(σ² + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.  Inputs are assumed checked.
+    dx = γ·dy/√(σ² + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.
+
+    Inputs are assumed checked.
     """
     invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
     xhat = x3 - per_channel(mean, x3.dtype)

@@ -15,14 +15,19 @@ from collections.abc import Callable
 import numpy as np
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], x, h: float = 1e-6) -> np.ndarray:
-    """∂f/∂x by central differences, one entry at a time (2·x.size calls of ``f``).
+def numerical_gradient(
+    f: Callable[[np.ndarray], float],
+    x,
+    h: float = 1e-6,
+) -> np.ndarray:
+    """∂f/∂x by central differences, one entry of x at a time.
 
-    ``f`` maps an array shaped like ``x`` to a scalar. ``x`` is copied to float64 and never
-    modified. Use small arrays: the cost grows with ``x.size``.
+    ``f`` maps an array shaped like ``x`` to a scalar; it is called 2·x.size
+    times, so keep ``x`` small. ``x`` is copied to float64, never modified.
     """
     if not (isinstance(h, (int, float, np.floating)) and h > 0):
-        raise ValueError(f"h must be a positive step size (e.g. 1e-6), got {h!r}")
+        message = f"h must be a positive step size (e.g. 1e-6), got {h!r}"
+        raise ValueError(message)
     x = np.array(x, dtype=np.float64)  # a private float64 copy
     grad = np.empty_like(x)
     flat, grad_flat = x.reshape(-1), grad.reshape(-1)

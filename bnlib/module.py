@@ -18,6 +18,12 @@ from bnlib.functional import (
     update_running_stats,
 )
 
+# What to do about a batch with one value per channel, by track_running_stats
+ONE_VALUE_ADVICE = {
+    True: ", or call .eval() to normalize with the running statistics",
+    False: " (track_running_stats=False: eval mode uses batch statistics too)",
+}
+
 
 class BatchNorm2d:
     r"""Batch normalization over a 4D input ``(N, C, H, W)``, as ``torch.nn.BatchNorm2d``.
@@ -108,10 +114,12 @@ class BatchNorm2d:
         return self.forward(x)
 
     def forward(self, x) -> np.ndarray:
-        """Normalize ``x`` (N, C, H, W); in training also update the running statistics."""
+        """Normalize ``x`` (N, C, H, W); training also updates the running stats."""
         x = as_input(x)
         if x.ndim != 4:
-            raise ValueError(f"expected 4D input (N, C, H, W) (got {x.ndim}D input)")
+            raise ValueError(
+                f"expected 4D input (N, C, H, W) (got {x.ndim}D input)",
+            )
         if x.shape[1] != self.num_features:
             raise ValueError(
                 f"expected input with {self.num_features} channels (num_features), "
@@ -120,12 +128,7 @@ class BatchNorm2d:
         use_batch_stats = self.training or not self.track_running_stats
         x3 = channels_view(x)
         if use_batch_stats:
-            if self.track_running_stats:
-                check_batch_size(x, ", or call .eval() to normalize with the running statistics")
-            else:
-                check_batch_size(
-                    x, " (track_running_stats=False: eval mode uses batch statistics too)"
-                )
+            check_batch_size(x, ONE_VALUE_ADVICE[self.track_running_stats])
             y, mean, var = forward(x3, self.weight, self.bias, self.eps)
             if self.training and self.track_running_stats:
                 self.num_batches_tracked += 1
@@ -133,10 +136,22 @@ class BatchNorm2d:
                 if momentum is None:  # cumulative moving average
                     momentum = 1.0 / self.num_batches_tracked
                 m = x3.shape[0] * x3.shape[2]
-                update_running_stats(self.running_mean, self.running_var, mean, var, m, momentum)
+                update_running_stats(
+                    self.running_mean,
+                    self.running_var,
+                    mean,
+                    var,
+                    m,
+                    momentum,
+                )
         else:
             y, mean, var = forward(
-                x3, self.weight, self.bias, self.eps, self.running_mean, self.running_var
+                x3,
+                self.weight,
+                self.bias,
+                self.eps,
+                self.running_mean,
+                self.running_var,
             )
         self._cache = (x3, mean, var, use_batch_stats, x.shape)
         return y.reshape(x.shape)

@@ -463,7 +463,7 @@ def gradient_projection_figure(
     (line), and \|Σ dx\| (crosses), which is zero up to rounding for every ε (an exact
     zero is drawn at 1e-17, the bottom of the plot).
     """
-    from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
+    from bnlib.functional import batch_norm_backward
 
     x = np.asarray(x, dtype=np.float64)
     dy = np.asarray(dy, dtype=np.float64)
@@ -479,7 +479,7 @@ def gradient_projection_figure(
         s = (var + eps) ** -0.5
         predicted.append(np.abs(gamma * eps * s**3 * (dy * xhat).sum(axis=axes)))
     sums, projections, predicted = map(np.array, (sums, projections, predicted))
-    fig, ax = plt.subplots(figsize=(8.5, 4))
+    fig, ax = plt.subplots(figsize=(8, 5))
     for c in range(x.shape[1]):
         color = f"C{c}"
         ax.loglog(eps_values, predicted[:, c], color=color, lw=1.2)
@@ -488,10 +488,12 @@ def gradient_projection_figure(
         ax.loglog(eps_values, np.maximum(sums[:, c], 1e-17), "x", color=color, ms=4, alpha=0.6)
     ax.plot([], [], "k-", lw=1.2, label=r"$\gamma\,\varepsilon\,s^3\,|\sum dy\,\hat x|$")
     ax.plot([], [], "kx", alpha=0.6, label=r"$|\sum dx|$ (rounding level)")
-    ax.set_xlabel(r"$\varepsilon$")
-    ax.set_ylabel("per-channel sum (absolute value)")
+    ax.set_xlabel(r"$\varepsilon$", fontsize=14)
+    ax.set_ylabel("per-channel sum (absolute value)", fontsize=12)
+    ax.tick_params(labelsize=11)
     ax.set_ylim(3e-18, 10 * max(projections.max(), predicted.max()))
-    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.legend(fontsize=11, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+              frameon=False)  # fmt: skip
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -518,7 +520,7 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     """
     from bnlib.simulate import expected_running
 
-    fig = Figure(figsize=(9.5, 4.4), layout="constrained")
+    fig = Figure(figsize=(8, 4.4), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     first = traces[0]
     steps = np.arange(first.steps + 1)
@@ -546,7 +548,7 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     axes[0].set_title(f"running_mean, channel {channel}", size=11)
     axes[1].set_title(f"running_var, channel {channel}", size=11)
     handles, labels = axes[1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8.5, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     return fig
 
 
@@ -588,7 +590,7 @@ def batch_spread_figure(spreads, population_std) -> Figure:
     std = np.asarray(population_std, dtype=np.float64)
     m = np.array([s.m for s in spreads], dtype=np.float64)
     sizes = np.array([s.batch_size for s in spreads])
-    fig = Figure(figsize=(9.5, 3.6), layout="constrained")
+    fig = Figure(figsize=(8, 3.6), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     for ax, stat, scale, theory in [
         (axes[0], "mean", std, 1 / np.sqrt(m)),
@@ -637,6 +639,6 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
     ax.set_ylim(len(sizes) - 0.4, -0.6)
     ax.set_xlabel("output of the same input value in training mode")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=9, loc="lower right")
+    ax.legend(fontsize=9, loc="upper right")
     ax.set_title("One input, many batches: training-mode output depends on the batch", size=11)
     return fig

@@ -121,31 +121,42 @@ class RunningStatsTrace:
         return self.batch_mean.shape[0]
 
 
-def track_running_stats(batches: np.ndarray, momentum: float | None = 0.1) -> RunningStatsTrace:
-    r"""Feed ``batches`` (shape ``(steps, N, C, H, W)``) to a fresh ``bnlib.BatchNorm2d``.
+def track_running_stats(
+    batches: np.ndarray,
+    momentum: float | None = 0.1,
+) -> RunningStatsTrace:
+    r"""Feed ``batches``, shape (steps, N, C, H, W), to a new ``BatchNorm2d``.
 
     The module is in training mode, so each call updates its buffers:
-    ``running ← (1 − p)·running + p·batch_stat`` with ``p = momentum``, or ``p = 1/t``
-    at step ``t`` when ``momentum`` is None (the cumulative average).
+    ``running ← (1 − p)·running + p·batch_stat`` with ``p = momentum``,
+    or ``p = 1/t`` at step ``t`` when ``momentum`` is None (cumulative).
     """
     check_momentum(momentum, allow_none=True)
     batches = np.asarray(batches)
     if batches.ndim != 5:
-        raise ValueError(f"batches must have shape (steps, N, C, H, W), got shape {batches.shape}")
+        shape = batches.shape
+        raise ValueError(f"batches must be (steps, N, C, H, W), got {shape}")
     steps, _, channels = batches.shape[:3]
     bn = BatchNorm2d(channels, momentum=momentum, affine=False)
-    running_mean = np.empty((steps + 1, channels), dtype=np.float64)
-    running_var = np.empty((steps + 1, channels), dtype=np.float64)
-    batch_mean = np.empty((steps, channels), dtype=np.float64)
-    batch_var = np.empty((steps, channels), dtype=np.float64)
+    running_mean = np.empty((steps + 1, channels))  # float64
+    running_var = np.empty((steps + 1, channels))
+    batch_mean = np.empty((steps, channels))
+    batch_var = np.empty((steps, channels))
     running_mean[0], running_var[0] = bn.running_mean, bn.running_var
-    m = batches[0].size // channels  # values per channel in one batch: N·H·W
+    m = batches[0].size // channels  # values per channel in a batch: N·H·W
     for t, x in enumerate(batches):
-        bn(x)
-        running_mean[t + 1], running_var[t + 1] = bn.running_mean, bn.running_var
+        bn(x)  # training mode: normalizes x and updates the buffers
+        running_mean[t + 1] = bn.running_mean
+        running_var[t + 1] = bn.running_var
         mean, biased_var = batch_stats(x)
         batch_mean[t], batch_var[t] = mean, biased_var * m / (m - 1)
-    return RunningStatsTrace(momentum, batch_mean, batch_var, running_mean, running_var)
+    return RunningStatsTrace(
+        momentum,
+        batch_mean,
+        batch_var,
+        running_mean,
+        running_var,
+    )
 
 
 def simulate_running_stats(

@@ -608,10 +608,12 @@ def _batch_size_figure() -> tuple[Figure, dict, DrawFunction]:
             for key in ("mean", "var", "output"):
                 artists[key].set_data(np.zeros_like(artists[key].get_data().values))
             suptitle.set_text(f"batch size {batch_size}: no training-mode batch norm")
+            # (not quoting bnlib's message: its shape is the trials laid out as channels)
             raise ValueError(
                 f"batch size {batch_size}: bnlib, like PyTorch, refuses to normalize in "
-                f"training mode: “{exc}”. A batch of one 1×1 feature has a single value "
-                "per channel, so its variance is 0 and its output would always be 0."
+                "training mode (ValueError: Expected more than 1 value per channel when "
+                "training). A batch of one 1×1 feature map has a single value per channel, "
+                "so its variance is 0 and its output would always be 0."
             ) from exc
         for key, bins in (("mean", _MEAN_BINS), ("var", _VAR_BINS), ("output", _OUT_BINS)):
             counts = _counts(np.asarray(data[key]), bins)

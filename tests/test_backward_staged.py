@@ -1,5 +1,6 @@
 """bnlib.batch_norm_backward_staged against torch autograd, the compact form and finite
-differences, on random shapes, dtypes, ε and affine settings drawn by hypothesis."""
+differences, on random shapes, dtypes, ε and affine settings drawn by hypothesis; also
+bnlib.gradcheck and the chapter's two figures (bnlib.plots, "Chapter 4")."""
 
 import numpy as np
 import pytest
@@ -247,3 +248,62 @@ def test_relative_error():
         relative_error([1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="all zeros"):
         relative_error([1.0], [0.0])
+
+
+def test_staged_returns_the_dtype_of_x_whatever_dy_is():
+    x, dy, weight = random_case(3, (4, 2, 3), np.float32, affine=True)
+    dx, dweight, dbias = bnlib.batch_norm_backward_staged(dy.astype(np.float64), x, weight)
+    assert dx.dtype == dweight.dtype == dbias.dtype == np.float32
+    expected = bnlib.batch_norm_backward_staged(dy, x, weight)
+    for got, want in zip((dx, dweight, dbias), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+# The chapter's two figures (bnlib.plots, "Chapter 4" section).
+
+
+def test_gradient_projection_figure_draws_the_formula():
+    """Dots (Σ dx·x̂) lie on the lines (γ·ε·s³·Σ dy·x̂); crosses (Σ dx) at rounding level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bnlib.plots import gradient_projection_figure
+
+    x, dy, weight = random_case(5, (4, 3, 2, 2), np.float64, affine=True)
+    eps_values = np.logspace(-6, 0, 7)
+    fig = gradient_projection_figure(x, dy, weight, eps_values)
+    lines = fig.axes[0].get_lines()
+    for c in range(3):
+        formula, dots, crosses = lines[3 * c : 3 * c + 3]
+        np.testing.assert_array_equal(formula.get_xdata(), eps_values)
+        np.testing.assert_allclose(dots.get_ydata(), formula.get_ydata(), rtol=1e-6)
+        assert np.all(np.diff(np.log(formula.get_ydata())[:3]) > 0)  # rising with ε
+        assert np.all(crosses.get_ydata() < 1e-12)
+    plt.close(fig)
+
+
+def test_backward_graph_figure_labels_every_node_and_gradient():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Annotation
+
+    from bnlib.plots import (
+        _BACKWARD_GRAPH_EDGES,
+        _BACKWARD_GRAPH_GRADIENTS,
+        _BACKWARD_GRAPH_NODES,
+        backward_graph_figure,
+    )
+
+    fig = backward_graph_figure()
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    for _, _, label, _ in _BACKWARD_GRAPH_NODES.values():
+        assert label in texts
+    for gradient in _BACKWARD_GRAPH_GRADIENTS.values():
+        assert gradient in texts
+    arrows = [t for t in fig.axes[0].texts if isinstance(t, Annotation)]
+    assert len(arrows) == len(_BACKWARD_GRAPH_EDGES)  # one arrow per edge
+    plt.close(fig)

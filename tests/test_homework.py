@@ -8,6 +8,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import jupytext
@@ -107,6 +108,27 @@ def test_student_edition_keeps_stubs_and_check_cells(source):
         assert not result and "Not implemented yet" in str(result)
 
 
+def test_notebooks_for_jupyter_have_plain_markdown(source):
+    """Jupyter shows MyST directives as code blocks: the notebooks get plain Markdown."""
+    for edition in (homework.student_edition(source), homework.solutions_edition(source)):
+        plain = homework.plain_markdown(edition)
+        markdown = "\n".join(c.source for c in plain.cells if c.cell_type == "markdown")
+        markdown = homework.HTML_COMMENT.sub("", markdown)  # notes to the instructor, unseen
+        for directive in ("{exercise}", "{solution", ":label:", ":class:"):
+            assert directive not in markdown, directive
+        for k in range(1, source_exercises(source) + 1):
+            assert f"**Exercise {k}.**" in markdown
+        assert code_of(plain) == code_of(edition)  # code cells untouched
+    student = homework.student_edition(source)
+    answers = [c for c in student.cells if homework.ANSWER in c.source]
+    assert len(answers) == source_exercises(source)
+    assert all(c.source == homework.ANSWER for c in answers)  # a cell of its own, to edit
+
+
+def source_exercises(nb) -> int:
+    return sum(c.source.count("{exercise}") for c in nb.cells if c.cell_type == "markdown")
+
+
 def test_solutions_edition_keeps_everything(source):
     solutions = homework.solutions_edition(source)
     assert len(solutions.cells) == len(source.cells)
@@ -180,6 +202,12 @@ def test_make_homework_writes_editions_without_leaks(source, tmp_path):
     solutions_nb = tmp_path / "solutions" / "05_homework.ipynb"
     for path in (student_nb, page, solutions_nb):
         assert path.is_file(), path
+    # bnlib for the students: the library and nothing else
+    (wheel,) = student_dir.glob("bnlib-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        tops = {name.split("/")[0] for name in archive.namelist()}
+    assert "bnlib" in tops and all(t == "bnlib" or t.endswith(".dist-info") for t in tops)
+    assert "{exercise}" not in student_nb.read_text()  # plain Markdown for Jupyter
     secret = homework.solution_lines(source)
     # no solution anywhere in the student edition: notebook, pages, _sources/, downloads
     assert homework.leaks(student_dir, secret) == []
@@ -302,7 +330,7 @@ def test_grader_scores_planted_submissions(source, tmp_path):
 
     for name, reason in [
         ("crash", "crashed"),
-        ("loop", "longer than 5 s"),
+        ("loop", "(`while True:`) ran longer than 5 s"),
         ("carol__05_homework", "ModuleNotFoundError"),
         ("garbage", "not a valid Jupyter notebook"),
     ]:

@@ -134,11 +134,20 @@ def torch_layer(layer: str, shape, groups: int) -> torch.nn.Module:
     }[layer]()
 
 
+def normalize_each_group(x: np.ndarray, ids: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """(x − μ)/√(σ² + ε) with μ, σ² (biased) computed over each set of equal ids alone."""
+    out = np.empty_like(x)
+    for k in np.unique(ids):
+        values = x[ids == k]
+        out[ids == k] = (values - values.mean()) / np.sqrt(values.var() + eps)
+    return out
+
+
 @pytest.mark.parametrize("layer", list(plots.POOLING_LAYERS))
 @pytest.mark.parametrize(("shape", "groups"), [((2, 4, 2, 2), 2), ((3, 6, 2, 3), 3)])
 def test_pooling_ids_are_the_groups_torch_normalizes(layer, shape, groups):
-    """Every id-group of torch's output has mean 0 and variance 1, and there are exactly as
-    many groups as the layer computes statistics (so no two torch groups were merged)."""
+    """torch's output is exactly each id-group of the input normalized on its own: a
+    coarser or finer grouping than torch's gives different numbers and fails."""
     ids = plots.pooling_ids(shape, layer, groups)
     assert ids.shape == shape
     n, c, h, w = shape
@@ -146,10 +155,16 @@ def test_pooling_ids_are_the_groups_torch_normalizes(layer, shape, groups):
     assert len(np.unique(ids)) == expected_count.get(layer, n * groups)
     x = torch.randn(shape, dtype=torch.float64, generator=torch.manual_seed(sum(shape))) * 2 + 1
     y = torch_layer(layer, shape, groups)(x).detach().numpy()
-    for k in np.unique(ids):
-        values = y[ids == k]
-        assert abs(values.mean()) < 1e-9
-        assert values.var() == pytest.approx(1, abs=1e-3)
+    np.testing.assert_allclose(y, normalize_each_group(x.numpy(), ids), rtol=0, atol=1e-9)
+
+
+def test_pooling_ids_check_would_catch_a_wrong_grouping():
+    """The check above is not vacuous: LayerNorm's ids do not describe BatchNorm2d."""
+    shape = (2, 4, 2, 2)
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.manual_seed(0))
+    y = torch_layer("BatchNorm2d", shape, 2)(x).detach().numpy()
+    wrong = normalize_each_group(x.numpy(), plots.pooling_ids(shape, "LayerNorm"))
+    assert not np.allclose(y, wrong, atol=1e-3)
 
 
 def test_pooling_figure_colours_every_pixel_by_its_statistic():

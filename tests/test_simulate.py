@@ -112,7 +112,35 @@ def test_stationary_std_matches_simulation():
     np.testing.assert_allclose(tail.std(axis=0), predicted, rtol=0.15)
 
 
-@pytest.mark.parametrize("p", [0.01, 0.1, 0.5, 0.9])
+def test_sample_batches_have_the_population_statistics():
+    mean, std = (1.0, -2.0), (0.5, 3.0)
+    x = simulate.sample_batches(50, 40, mean, std, height=2, width=2, seed=9)
+    assert x.shape == (50, 40, 2, 2, 2) and x.dtype == np.float32
+    per_channel = x.transpose(2, 0, 1, 3, 4).reshape(2, -1).astype(np.float64)
+    n = per_channel.shape[1]  # 8000 values per channel
+    # 4 standard errors of the sample mean; the sample sd is within ~1 % of σ
+    assert np.all(np.abs(per_channel.mean(1) - mean) < 4 * np.array(std) / math.sqrt(n))
+    np.testing.assert_allclose(per_channel.std(1), std, rtol=0.04)
+
+
+def test_expected_running_starts_at_r0_and_tends_to_the_population():
+    e = simulate.expected_running(0.2, 200, [0.0, 1.0], [3.0, 4.0])
+    assert e.shape == (201, 2)
+    np.testing.assert_array_equal(e[0], [0.0, 1.0])
+    np.testing.assert_allclose(e[1], [0.8 * 0.0 + 0.2 * 3.0, 0.8 * 1.0 + 0.2 * 4.0])
+    np.testing.assert_allclose(e[-1], [3.0, 4.0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.5, 1.0])
+def test_stationary_std_is_the_root_sum_of_squared_weights(p):
+    """Var[r] = Σ_k w_k² s² for independent batch statistics of sd s."""
+    w = simulate.ema_weights(p, 20_000)
+    np.testing.assert_allclose(
+        simulate.stationary_std(p, 2.0), 2.0 * np.sqrt(np.sum(w**2)), rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.5, 0.9, 1.0])
 def test_steps_to_forget(p):
     t = simulate.steps_to_forget(p, 0.05)
     assert (1 - p) ** t < 0.05 <= (1 - p) ** (t - 1)

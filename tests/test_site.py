@@ -196,6 +196,7 @@ def test_page_works_offline(browser, base_url, path):
                                       .slice(0, 80)),
                     nav: [...document.querySelectorAll('.bd-sidebar-primary nav a[href]')]
                         .map(a => a.href.split('#')[0]),
+                    icon: !!document.querySelector('link[rel~="icon"]'),
                 };
             }"""
         )
@@ -208,6 +209,8 @@ def test_page_works_offline(browser, base_url, path):
     assert state["texErrors"] == 0, "MathJax reported TeX errors"
     assert state["brokenImages"] == [], f"images not loaded: {state['brokenImages']}"
     assert state["tracebacks"] == [], f"tracebacks in outputs of cells: {state['tracebacks']}"
+    # without an icon a browser asks the server's root for /favicon.ico: a 404, a console error
+    assert state["icon"], "no <link rel=icon>"
     missing = [c for c in toc_chapters() if f"{base_url}{c}.html" not in state["nav"]]
     assert missing == [], f"chapters missing from the navigation: {missing}"
 
@@ -289,3 +292,41 @@ def test_chapter_downloads_as_a_runnable_notebook(site, chapter):
     assert colab and colab.group(1).endswith(f"/blob/notebooks/{chapter}.ipynb")
     assert re.search(rf'href="https://mybinder\.org/v2/gh/[^"]+/notebooks\?[^"]+{chapter}', html)
     assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize(
+    "missing", [(), ("bnlib",), ("torch", "myst_nb"), ("bnlib", "torch", "myst_nb")]
+)
+def test_download_setup_cell_installs_only_what_is_missing(site, monkeypatch, missing):
+    """The first cell of a download runs ``%pip install`` for each missing import, only."""
+    import importlib.util
+
+    nbformat = pytest.importorskip("nbformat")
+    chapter = toc_chapters()[0]
+    first = nbformat.read(site / "_sources" / f"{chapter}.ipynb", as_version=4).cells[0]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name in missing else real_find_spec(name, *a, **k),
+    )
+    magics: list[tuple[str, str]] = []
+
+    class FakeIPython:
+        def run_line_magic(self, name, line):
+            magics.append((name, line))
+
+    python = TransformerManager().transform_cell(first.source)
+    exec(compile(python, "setup-cell", "exec"), {"get_ipython": FakeIPython})
+    assert all(name == "pip" and line.startswith("install") for name, line in magics)
+    installed = [line for _, line in magics]
+    repo_url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    torch_pin = next(  # the setup cell installs the torch the book is built and tested with
+        line.strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith("torch==")
+    )
+    expected = {"bnlib": f"git+{repo_url}", "torch": torch_pin, "myst_nb": "myst-nb"}
+    assert len(installed) == len(missing), installed
+    for module, line in zip(missing, installed, strict=True):
+        assert expected[module] in line

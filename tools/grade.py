@@ -97,6 +97,13 @@ def grade_one(path: Path, cell_timeout: int) -> dict:
     def on_cell_execute(cell, cell_index):
         current["index"] = cell_index
 
+    def cell_name(index: int) -> str:
+        """``cell 7 (`def bn_backward(dy, x, gamma, eps):`)``: its number and first line."""
+        lines = [line.strip() for line in nb.cells[index].source.splitlines() if line.strip()]
+        first = lines[0] if lines else ""
+        first = first if len(first) <= 60 else first[:57] + "..."
+        return f"cell {index + 1}" + (f" (`{first}`)" if first else "")
+
     with tempfile.TemporaryDirectory(prefix="bnbook-grade-") as tmp:
         client = NotebookClient(
             nb,
@@ -110,7 +117,7 @@ def grade_one(path: Path, cell_timeout: int) -> dict:
             client.execute()
         except CellTimeoutError:
             where = current["index"] + 1
-            what = "the grading checks" if where == len(nb.cells) else f"cell {where}"
+            what = "the grading checks" if where == len(nb.cells) else cell_name(where - 1)
             return {
                 "status": "error",
                 "reason": f"{what} ran longer than {cell_timeout} s (an endless loop?)",
@@ -121,12 +128,12 @@ def grade_one(path: Path, cell_timeout: int) -> dict:
                 return {"status": "error", "reason": f"the grading checks failed: {exc.ename}"}
             return {
                 "status": "error",
-                "reason": f"cell {where} raised {exc.ename}: {exc.evalue}",
+                "reason": f"{cell_name(where - 1)} raised {exc.ename}: {exc.evalue}",
             }
         except DeadKernelError:
             return {
                 "status": "error",
-                "reason": f"the kernel died (crashed) while running cell {current['index'] + 1}",
+                "reason": f"the kernel died (crashed) while running {cell_name(current['index'])}",
             }
         except Exception as exc:
             return {"status": "error", "reason": f"the notebook could not run: {exc}"}
@@ -170,6 +177,7 @@ def score(raw: dict, student: str, source: str) -> dict:
                 cases_passed=entry["cases_passed"],
                 cases_total=entry["cases_total"],
                 diagnoses=entry["diagnoses"],
+                summary=entry.get("summary", ""),
                 report=entry["report"],
             )
             if entry.get("uses_library"):
@@ -202,7 +210,7 @@ def markdown(report: dict) -> str:
                 )
                 continue
             diagnoses = "; ".join(d["mistake"] for d in part["diagnoses"]) or (
-                "-" if part["passed"] else "see report"
+                "-" if part["passed"] else part.get("summary") or "see report"
             )
             lines.append(
                 f"| `{part['function']}` | {part['points']:g} / {part['max_points']} | "
@@ -346,6 +354,7 @@ def write_summary(reports: list[dict], out: Path) -> None:
     ]
     for s in summary:
         status = "graded" if s["status"] == "graded" else f"zero: {s['reason']}"
+        status = status.replace("|", "\\|")  # a table cell
         lines.append(
             f"| [{s['student']}]({s['student']}.md) | {s['score']:g} / {s['max_score']} | "
             + " | ".join(f"{s[n]:g}" for n in names)

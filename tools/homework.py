@@ -5,6 +5,7 @@
 
 Writes
     OUT/student/05_homework.ipynb     the notebook to hand out: solutions removed, no outputs
+    OUT/student/bnlib-*.whl           bnlib for the students to install (the library only)
     OUT/student/html/                 the student edition's web page (Jupyter Book, executed)
     OUT/solutions/05_homework.ipynb   the notebook with the solutions, executed
 
@@ -18,7 +19,9 @@ A code cell dropped that way becomes a stub for the student: the ``def`` line an
 of each function it defines, then ``raise NotImplementedError``; or ``# YOUR CODE HERE`` when
 it defines no function. A solution cell also tagged ``remove-cell`` (a hidden assertion that
 the solutions pass) is dropped without a stub. Links to other chapters become plain text,
-as the student edition has only this page. Then every file written for the student is
+as the student edition has only this page. In the two notebooks (read in Jupyter, which
+does not know MyST) the exercise and solution directives become plain Markdown; the student
+web page keeps them. Then every file written for the student is
 searched for every line of the solutions: on a find, the student edition is deleted and the
 command fails.
 """
@@ -51,6 +54,7 @@ STUB_BODY = "    # YOUR CODE HERE\n    raise NotImplementedError"
 ANSWER = "**Your answer:** *(double-click to edit)*"
 HTML_COMMENT = re.compile(r"<!--.*?-->\s*", re.DOTALL)
 OPEN_DIRECTIVE = re.compile(r"^(\s*)(`{3,}|:{3,})\s*\{(solution|solution-start|solution-end)\}")
+ANY_DIRECTIVE = re.compile(r"^(\s*)(`{3,}|:{3,})\s*\{([\w-]+)\}\s*(.*)$")
 CHAPTER_LINK = re.compile(r"\[([^\]]+)\]\((?!https?:)[^)\s]+\.(?:md|ipynb)(?:#[^)]*)?\)")
 
 
@@ -136,8 +140,10 @@ def student_edition(nb):
                 continue
             text, inside_gate = strip_solution_markdown(cell.source, inside_gate)
             text = HTML_COMMENT.sub("", text)  # notes to the instructor
-            if text.strip():
-                cells.append(nbformat.v4.new_markdown_cell(unlink_chapters(text)))
+            # each answer placeholder in a cell of its own, for the student to edit
+            for part in re.split(f"({re.escape(ANSWER)})", text):
+                if part.strip():
+                    cells.append(nbformat.v4.new_markdown_cell(unlink_chapters(part.strip("\n"))))
             continue
         if cell.cell_type != "code":
             if not inside_gate and SOLUTION_TAG not in cell_tags:
@@ -166,6 +172,45 @@ def solutions_edition(nb):
         if cell.cell_type == "markdown":
             cell.source = unlink_chapters(cell.source)
     out.metadata.pop("jupytext", None)
+    return out
+
+
+def plain_markdown(nb):
+    """A copy for Jupyter, which does not know MyST directives: each ``{exercise}`` block
+    becomes "**Exercise k.**" and its text, each ``{solution}`` "**Solution.**" and its text,
+    and the ``{solution-start}``/``{solution-end}`` fences "**Solution.**" and nothing."""
+    out = copy.deepcopy(nb)
+    number = 0
+    for cell in out.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines, kept, i = cell.source.splitlines(), [], 0
+        while i < len(lines):
+            match = ANY_DIRECTIVE.match(lines[i])
+            name = match.group(3) if match else ""
+            if name not in ("exercise", "solution", "solution-start", "solution-end"):
+                kept.append(lines[i])
+                i += 1
+                continue
+            fence, title = match.group(2), match.group(4).strip()
+            body, j = [], i + 1
+            while j < len(lines):
+                close = lines[j].strip()
+                if close and set(close) == {fence[0]} and len(close) >= len(fence):
+                    break
+                body.append(lines[j])
+                j += 1
+            i = j + 1
+            while body and (body[0].startswith(":") or not body[0].strip()):  # options
+                body.pop(0)
+            if name == "exercise":
+                number += 1
+                heading = f"**Exercise {number}" + (f" ({title})" if title else "") + ".**"
+            else:
+                heading = "" if name == "solution-end" else "**Solution.**"
+            kept += [heading, *body] if heading else body
+        cell.source = "\n".join(kept).strip("\n")
+    out.cells = [c for c in out.cells if c.cell_type != "markdown" or c.source.strip()]
     return out
 
 
@@ -264,6 +309,29 @@ def build_student_site(student_nb, dest: Path) -> None:
         shutil.copytree(out / "_build" / "html", dest, symlinks=False)
 
 
+def build_wheel(dest: Path) -> Path:
+    """bnlib as a wheel for the students: the library only, no chapter and no solution.
+
+    Built from a copy of ``pyproject.toml`` and ``bnlib/`` in a temporary directory, so that
+    setuptools leaves no ``build/`` in the repository.
+    """
+    with tempfile.TemporaryDirectory(prefix="bnbook-wheel-") as tmp:
+        src = Path(tmp)
+        shutil.copy2(ROOT / "pyproject.toml", src)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(ROOT / "bnlib", src / "bnlib", ignore=ignore)
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir"]
+        cmd += [str(dest), str(src)]
+        # with the venv's setuptools; without it, pip fetches one (build isolation)
+        run = subprocess.run([*cmd, "--no-build-isolation"], capture_output=True, text=True)
+        if run.returncode != 0:
+            run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.stderr.write(run.stdout + run.stderr)
+            raise SystemExit("could not build the bnlib wheel for the students (log above)")
+    return next(dest.glob("bnlib-*.whl"))
+
+
 def text_of(path: Path) -> str:
     """A file's text as a reader would see it: HTML without tags, notebooks' cells joined."""
     raw = path.read_bytes().decode("utf-8", errors="replace")
@@ -317,10 +385,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(d)
         d.mkdir(parents=True)
 
-    nbformat.write(student, student_dir / name)
+    # the notebooks are read in Jupyter: directives as plain Markdown; the site keeps them
+    nbformat.write(plain_markdown(student), student_dir / name)
+    solutions = plain_markdown(solutions)
     with tempfile.TemporaryDirectory() as tmp:
         execute(solutions, Path(tmp))
     nbformat.write(solutions, solutions_dir / name)
+    wheel = build_wheel(student_dir)
     if not args.no_html:
         build_student_site(student, student_dir / "html")
 
@@ -331,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             "solution text found in the student edition (removed it):\n" + "\n".join(found)
         )
     print(f"student edition:   {student_dir / name}")
+    print(f"bnlib for them:    {wheel}")
     if not args.no_html:
         print(f"student site:      {student_dir / 'html' / 'index.html'}")
     print(f"solutions edition: {solutions_dir / name}")
