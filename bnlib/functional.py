@@ -133,9 +133,15 @@ def channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.vecdot(a, b).sum(axis=0, dtype=np.float64)
 
 
-def per_channel(v: np.ndarray, dtype) -> np.ndarray:
-    """A ``(C,)`` vector as a ``(C, 1)`` column of ``dtype``, to broadcast over (N, C, L)."""
-    return np.asarray(v, dtype=dtype).reshape(-1, 1)
+def per_channel(v: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A ``(C,)`` vector spread along each channel's values: a ``(C, L)`` block.
+
+    It broadcasts over the batch axis of ``like`` (N, C, L) and has its dtype.
+    A contiguous block rather than a ``(C, 1)`` column: NumPy's loops are
+    fastest when both operands are contiguous (about twice as fast here).
+    """
+    column = np.asarray(v, dtype=like.dtype).reshape(-1, 1)
+    return np.repeat(column, like.shape[2], axis=1)
 
 
 # Starting threads costs about half a millisecond here; they pay off from a few million
@@ -173,7 +179,7 @@ def batch_stats(x) -> tuple[np.ndarray, np.ndarray]:
     x3 = channels_view(as_input(x))
     m = x3.shape[0] * x3.shape[2]
     mean = channel_sum(x3) / m
-    centered = x3 - per_channel(mean, x3.dtype)
+    centered = x3 - per_channel(mean, x3)
     return mean, channel_dot(centered, centered) / m
 
 
@@ -229,15 +235,15 @@ def forward(
         xg, yg = x3[:, g], y[:, g]
         if use_batch_stats:
             mean[g] = channel_sum(xg) / m  # μ
-        np.subtract(xg, per_channel(mean[g], x3.dtype), out=yg)  # y = x − μ
+        np.subtract(xg, per_channel(mean[g], xg), out=yg)  # y = x − μ
         if use_batch_stats:
             var[g] = channel_dot(yg, yg) / m  # σ² = mean of (x − μ)²
         scale = 1.0 / np.sqrt(var[g] + eps)  # ε inside the square root
         if weight is not None:
             scale = scale * weight[g]
-        yg *= per_channel(scale, x3.dtype)  # y = (x − μ)·γ/√(σ² + ε)
+        yg *= per_channel(scale, xg)  # y = (x − μ)·γ/√(σ² + ε)
         if bias is not None:
-            yg += per_channel(bias[g], x3.dtype)  # y += β
+            yg += per_channel(bias[g], xg)  # y += β
 
     for_each_channel_group(normalize_group, c, x3.size)
     return y, mean, var
@@ -360,15 +366,16 @@ def backward(
 
     def backward_group(g: slice) -> None:
         dyg, dxg = dy3[:, g], dx[:, g]
-        xhat = x3[:, g] - per_channel(mean[g], x3.dtype)
-        xhat *= per_channel(invstd[g], x3.dtype)  # x̂ = (x − μ)·s
+        xg = x3[:, g]
+        xhat = xg - per_channel(mean[g], xg)
+        xhat *= per_channel(invstd[g], xg)  # x̂ = (x − μ)·s
         dbias[g] = channel_sum(dyg)  # Σ dy
         dweight[g] = channel_dot(dyg, xhat)  # Σ dy·x̂
         k = gamma[g] * invstd[g] / m  # γs/m
-        np.multiply(dyg, per_channel(k * m, x3.dtype), out=dxg)  # dx = γs·dy
-        xhat *= per_channel(k * dweight[g], x3.dtype)
+        np.multiply(dyg, per_channel(k * m, dyg), out=dxg)  # dx = γs·dy
+        xhat *= per_channel(k * dweight[g], dyg)
         dxg -= xhat  # − γs/m · x̂·Σ(dy·x̂)
-        dxg -= per_channel(k * dbias[g], x3.dtype)  # − γs/m · Σdy
+        dxg -= per_channel(k * dbias[g], dyg)  # − γs/m · Σdy
 
     for_each_channel_group(backward_group, c, x3.size)
     return dx, dweight, dbias
@@ -474,8 +481,8 @@ def eval_backward(
     Inputs are assumed checked.
     """
     invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
-    xhat = x3 - per_channel(mean, x3.dtype)
-    xhat *= per_channel(invstd, x3.dtype)
+    xhat = x3 - per_channel(mean, x3)
+    xhat *= per_channel(invstd, x3)
     gamma = 1.0 if weight is None else weight.astype(np.float64)
-    dx = dy3 * per_channel(gamma * invstd, x3.dtype)
+    dx = dy3 * per_channel(gamma * invstd, x3)
     return dx, channel_dot(dy3, xhat), channel_sum(dy3)
