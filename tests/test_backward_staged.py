@@ -11,34 +11,15 @@ from hypothesis import strategies as st
 
 import bnlib
 from bnlib.gradcheck import numerical_gradient, relative_error
-
-GRAD_TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
-
-dtypes = st.sampled_from([np.float32, np.float64])
-epsilons = st.sampled_from([1e-5, 1e-3, 1e-1, 1.0, 1e-8])
-
-
-@st.composite
-def shapes(draw, max_side=4, max_spatial_dims=2, min_values=2):
-    """(N, C, *spatial) with 0 to 2 spatial dims and at least min_values values per channel."""
-    n = draw(st.integers(1, max_side))
-    c = draw(st.integers(1, 4))
-    spatial = tuple(draw(st.lists(st.integers(1, max_side), max_size=max_spatial_dims)))
-    if n * int(np.prod(spatial, dtype=int)) < min_values:
-        n += min_values
-    return (n, c, *spatial)
+from tests.cases import GRAD_TOL, dtypes, epsilons, random_input, shapes
 
 
 def random_case(seed: int, shape, dtype, affine: bool):
     """x with a per-channel offset and scale, an upstream gradient dy, and γ (or None)."""
-    rng = np.random.default_rng(seed)
-    c = shape[1]
-    bshape = (1, c, *([1] * (len(shape) - 2)))
-    offset = rng.uniform(-3, 3, size=c).reshape(bshape)
-    scale = rng.uniform(0.2, 4, size=c).reshape(bshape)
-    x = (rng.standard_normal(shape) * scale + offset).astype(dtype)
+    x = random_input(seed, shape, dtype, min_scale=0.2)
+    rng = np.random.default_rng(seed + 1)
     dy = rng.standard_normal(shape).astype(dtype)
-    weight = rng.uniform(0.5, 2, c).astype(dtype) if affine else None
+    weight = rng.uniform(0.5, 2, shape[1]).astype(dtype) if affine else None
     return x, dy, weight
 
 

@@ -9,34 +9,7 @@ from hypothesis import strategies as st
 
 import bnlib
 from bnlib import functional
-
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
-GRAD_TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
-
-dtypes = st.sampled_from([np.float32, np.float64])
-epsilons = st.sampled_from([1e-5, 1e-3, 1e-1, 1.0, 1e-8])
-momenta = st.sampled_from([0.0, 0.1, 0.5, 1.0, 0.01])
-
-
-@st.composite
-def shapes(draw, min_values_per_channel=2):
-    """(N, C, *spatial) with 0 to 2 spatial dims, N·prod(spatial) >= min_values_per_channel."""
-    n = draw(st.integers(1, 4))
-    c = draw(st.integers(1, 4))
-    spatial = tuple(draw(st.lists(st.integers(1, 5), min_size=0, max_size=2)))
-    values = n * int(np.prod(spatial, dtype=int))
-    if values < min_values_per_channel:
-        n += min_values_per_channel
-    return (n, c, *spatial)
-
-
-def random_input(seed: int, shape, dtype):
-    """Values with a per-channel offset and scale, so channels really differ."""
-    rng = np.random.default_rng(seed)
-    c = shape[1]
-    offset = rng.uniform(-3, 3, size=c).reshape(1, c, *([1] * (len(shape) - 2)))
-    scale = rng.uniform(0.1, 4, size=c).reshape(1, c, *([1] * (len(shape) - 2)))
-    return (rng.standard_normal(shape) * scale + offset).astype(dtype)
+from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, momenta, random_input, shapes
 
 
 @given(

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bnlib
-from tests.test_functional import GRAD_TOL, TOL, random_input
+from tests.cases import GRAD_TOL, TOL, random_input
 
 settings_strategy = st.fixed_dictionaries(
     {
