@@ -11,7 +11,10 @@ A local Sphinx extension (listed in ``_config.yml`` under ``sphinx: local_extens
 2. One copy of each inline script. sphinx-thebe and sphinx-togglebutton register their
    configuration scripts twice, so browsers log "Identifier 'THEBE_JS_URL' has already been
    declared"; duplicates are dropped from each page's script list.
-3. Notebooks that run anywhere. The ``.ipynb`` the download button serves (the executed chapter)
+3. Pages that rebuild the same. Widget models get random ids (uuid4) when a chapter runs; they
+   are renamed after the page and their order, in the page and in its notebook, and the
+   notebook's cell ids likewise, so that a rebuild of unchanged chapters gives the same files.
+4. Notebooks that run anywhere. The ``.ipynb`` the download button serves (the executed chapter)
    gets a first cell that installs what the chapters import when it is missing (Colab, Binder,
    a fresh Jupyter): bnlib from the repository (the URL is ``repository.url`` of
    ``_config.yml``, the one place it is set), PyTorch's CPU build, and myst-nb.
@@ -21,7 +24,9 @@ A local Sphinx extension (listed in ``_config.yml`` under ``sphinx: local_extens
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -173,6 +178,32 @@ def repository(app: Sphinx) -> tuple[str, str]:
     return options.get("repository_url", "").rstrip("/"), options.get("repository_branch", "main")
 
 
+WIDGET_STATE = re.compile(
+    r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', re.DOTALL
+)
+
+
+def stable_widget_ids(text: str, state: dict, name: str) -> str:
+    """Rename the widget models of ``state`` in ``text`` after ``name`` and their order."""
+    for index, model_id in enumerate(state):
+        stable = hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:32]
+        text = text.replace(model_id, stable)
+    return text
+
+
+def stable_page_ids(app: Sphinx, exception: Exception | None) -> None:
+    """Give the widget models in every built page ids that do not change between builds."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        match = WIDGET_STATE.search(text)
+        if match:
+            state = json.loads(match.group(1))["state"]
+            name = page.relative_to(app.outdir).with_suffix("").as_posix()
+            page.write_text(stable_widget_ids(text, state, name), encoding="utf-8")
+
+
 def torch_requirement(app: Sphinx) -> str:
     """The ``torch==…`` line of requirements.txt (the torch the book is built with)."""
     requirements = Path(app.confdir) / "requirements.txt"
@@ -198,13 +229,19 @@ def install_cell(repo_url: str, torch: str = "torch") -> dict:
     }
 
 
-def add_install_cell(path: Path, repo_url: str, torch: str = "torch") -> None:
+def add_install_cell(path: Path, repo_url: str, torch: str = "torch", name: str = "") -> None:
+    """Put the setup cell first, and make cell and widget ids the same on every build."""
     notebook = json.loads(path.read_text(encoding="utf-8"))
     cells = notebook.get("cells", [])
     if cells and cells[0].get("id") == "install-bnlib":
         return
+    for index, cell in enumerate(cells):
+        cell["id"] = f"cell-{index}"
     notebook["cells"] = [install_cell(repo_url, torch), *cells]
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+    widgets = notebook.get("metadata", {}).get("widgets", {})
+    state = widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    path.write_text(stable_widget_ids(text, state, name), encoding="utf-8")
 
 
 def notebooks_and_launch_links(app: Sphinx, pagename, templatename, context, doctree) -> None:
@@ -213,7 +250,7 @@ def notebooks_and_launch_links(app: Sphinx, pagename, templatename, context, doc
         return
     repo_url, branch = repository(app)
     notebook = Path(app.outdir) / "_sources" / context["ipynb_source"]
-    add_install_cell(notebook, repo_url, torch_requirement(app))
+    add_install_cell(notebook, repo_url, torch_requirement(app), pagename)
     source_md = f"/blob/{branch}/{pagename}.md"
     for group in context.get("header_buttons", []):
         for button in group.get("buttons", []) if isinstance(group, dict) else []:
@@ -230,6 +267,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", set_offline_config, priority=900)
     app.connect("builder-inited", check_assets)
     app.connect("build-finished", copy_assets)
+    app.connect("build-finished", stable_page_ids)
     # after sphinx-book-theme (priority 501 and default) has built buttons and copied notebooks
     app.connect("html-page-context", notebooks_and_launch_links, priority=900)
     app.connect("html-page-context", default_theme_mode)

@@ -13,6 +13,7 @@ static slider is moved and the frame shown must change. Full-page screenshots go
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -270,6 +271,27 @@ def test_pages_reference_nothing_off_site(site):
         if pattern.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_widget_ids_are_the_same_on_every_build(site):
+    """Widget models are renamed after their page and order (not uuid4), so a rebuild of
+    unchanged chapters gives the same pages."""
+    state_script = re.compile(
+        r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', re.DOTALL
+    )
+    pages_with_widgets = 0
+    for page in site.rglob("*.html"):
+        match = state_script.search(page.read_text(encoding="utf-8"))
+        if not match:
+            continue
+        pages_with_widgets += 1
+        name = page.relative_to(site).with_suffix("").as_posix()
+        expected = [
+            hashlib.sha1(f"{name}:{i}".encode()).hexdigest()[:32]
+            for i in range(len(json.loads(match.group(1))["state"]))
+        ]
+        assert list(json.loads(match.group(1))["state"]) == expected, name
+    assert pages_with_widgets >= 2  # the ε explorer, and the momentum and batch-size ones
 
 
 @pytest.mark.parametrize("chapter", toc_chapters())
