@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import bnlib
@@ -22,6 +22,11 @@ from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, momenta, random_input, 
     with_running=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
+# the edge cases, always: one image with H·W > 1, one channel, 1×1 feature maps
+@example((1, 3, 2, 2), np.float32, 1e-5, 0.1, True, True, True, 1)
+@example((4, 1, 3, 3), np.float64, 1e-3, 0.0, True, False, True, 2)
+@example((5, 2, 1, 1), np.float32, 1.0, 1.0, True, True, True, 3)
+@example((1, 2, 1, 1), np.float32, 1e-5, 0.1, False, True, True, 4)
 def test_forward_matches_torch(shape, dtype, eps, momentum, training, affine, with_running, seed):
     if not training:
         with_running = True  # evaluation needs running statistics
@@ -53,6 +58,9 @@ def test_forward_matches_torch(shape, dtype, eps, momentum, training, affine, wi
     affine=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
+@example((1, 3, 2, 2), np.float32, 1e-5, True, 1)
+@example((4, 1, 3, 3), np.float64, 1e-3, False, 2)
+@example((5, 2, 1, 1), np.float32, 1.0, True, 3)
 def test_backward_matches_autograd(shape, dtype, eps, affine, seed):
     rng = np.random.default_rng(seed + 1)
     x = random_input(seed, shape, dtype)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import bnlib
@@ -38,6 +38,13 @@ def steps(draw):
     sequence=steps(),
     dtype=st.sampled_from([np.float32, np.float64]),
     seed=st.integers(0, 2**32 - 1),
+)
+@example(  # one image, one channel, 1×1 maps; then evaluation on a single value per channel
+    c=1,
+    settings={"eps": 1e-5, "momentum": None, "affine": True, "track_running_stats": True},
+    sequence=[(True, 1, 3, 2), (True, 6, 1, 1), (False, 1, 1, 1), (True, 2, 2, 2)],
+    dtype=np.float32,
+    seed=5,
 )
 def test_sequence_matches_torch(c, settings, sequence, dtype, seed):
     rng = np.random.default_rng(seed)
