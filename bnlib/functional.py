@@ -220,7 +220,8 @@ def forward(
 
     Without ``mean`` and ``var`` (training), μ and σ² are the batch's mean
     and biased variance; with them (evaluation), those are used. Returns
-    ``(y, mean, var)``, the statistics in float64. Inputs are assumed checked.
+    ``(y, mean, var)``, the statistics in float64. Inputs are assumed
+    checked.
     """
     n, c, length = x3.shape
     m = n * length
@@ -284,7 +285,14 @@ def batch_norm(
         check_batch_size(x)
         y, mean, var = forward(x3, weight, bias, eps)
         m = x3.shape[0] * x3.shape[2]
-        update_running_stats(running_mean, running_var, mean, var, m, momentum)
+        update_running_stats(
+            running_mean,
+            running_var,
+            mean,
+            var,
+            m,
+            momentum,
+        )
     else:
         require_running_stats(running_mean, running_var)
         y, _, _ = forward(x3, weight, bias, eps, running_mean, running_var)
@@ -316,9 +324,9 @@ def batch_norm_backward(
     """
     dy, x, weight = check_backward_inputs(dy, x, weight, eps)
     check_batch_size(x)
-    x3 = channels_view(x)
+    x3, dy3 = channels_view(x), channels_view(dy)
     mean, var = batch_stats(x3)
-    dx, dweight, dbias = backward(channels_view(dy), x3, mean, var, weight, eps)
+    dx, dweight, dbias = backward(dy3, x3, mean, var, weight, eps)
     return dx.reshape(x.shape), dweight.astype(x.dtype), dbias.astype(x.dtype)
 
 

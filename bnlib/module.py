@@ -114,7 +114,7 @@ class BatchNorm2d:
         return self.forward(x)
 
     def forward(self, x) -> np.ndarray:
-        """Normalize ``x`` (N, C, H, W); training also updates the running stats."""
+        """Normalize ``x`` (N, C, H, W); training updates the running stats."""
         x = as_input(x)
         if x.ndim != 4:
             raise ValueError(
