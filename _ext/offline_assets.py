@@ -32,9 +32,6 @@ from pathlib import Path
 
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
-from sphinx.util import logging
-
-logger = logging.getLogger(__name__)
 
 VENDOR = "vendor"  # under _static/
 #: What to copy: destination under _static/vendor/  →  source under node_modules/.
@@ -192,7 +189,12 @@ def stable_widget_ids(text: str, state: dict, name: str) -> str:
 
 
 def stable_page_ids(app: Sphinx, exception: Exception | None) -> None:
-    """Give the widget models in every built page ids that do not change between builds."""
+    """Give the widget models in every built page, and in its downloadable notebook, ids
+    that do not change between builds.
+
+    Both take the page's order (the order the chapter created the widgets): the notebook's
+    state is sorted by the random ids, a different order on every build.
+    """
     if exception is not None or app.builder.format != "html":
         return
     for page in Path(app.outdir).rglob("*.html"):
@@ -202,6 +204,11 @@ def stable_page_ids(app: Sphinx, exception: Exception | None) -> None:
             state = json.loads(match.group(1))["state"]
             name = page.relative_to(app.outdir).with_suffix("").as_posix()
             page.write_text(stable_widget_ids(text, state, name), encoding="utf-8")
+            notebook = Path(app.outdir) / "_sources" / f"{name}.ipynb"
+            if notebook.exists():  # re-sorted (as nbformat writes), now by the new ids
+                renamed = json.loads(stable_widget_ids(notebook.read_text("utf-8"), state, name))
+                text = json.dumps(renamed, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+                notebook.write_text(text, encoding="utf-8")
 
 
 def torch_requirement(app: Sphinx) -> str:
@@ -229,8 +236,9 @@ def install_cell(repo_url: str, torch: str = "torch") -> dict:
     }
 
 
-def add_install_cell(path: Path, repo_url: str, torch: str = "torch", name: str = "") -> None:
-    """Put the setup cell first, and make cell and widget ids the same on every build."""
+def add_install_cell(path: Path, repo_url: str, torch: str = "torch") -> None:
+    """Put the setup cell first, and make cell ids the same on every build (widget ids:
+    :func:`stable_page_ids`)."""
     notebook = json.loads(path.read_text(encoding="utf-8"))
     cells = notebook.get("cells", [])
     if cells and cells[0].get("id") == "install-bnlib":
@@ -238,10 +246,7 @@ def add_install_cell(path: Path, repo_url: str, torch: str = "torch", name: str 
     for index, cell in enumerate(cells):
         cell["id"] = f"cell-{index}"
     notebook["cells"] = [install_cell(repo_url, torch), *cells]
-    text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
-    widgets = notebook.get("metadata", {}).get("widgets", {})
-    state = widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    path.write_text(stable_widget_ids(text, state, name), encoding="utf-8")
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def notebooks_and_launch_links(app: Sphinx, pagename, templatename, context, doctree) -> None:
@@ -250,7 +255,7 @@ def notebooks_and_launch_links(app: Sphinx, pagename, templatename, context, doc
         return
     repo_url, branch = repository(app)
     notebook = Path(app.outdir) / "_sources" / context["ipynb_source"]
-    add_install_cell(notebook, repo_url, torch_requirement(app), pagename)
+    add_install_cell(notebook, repo_url, torch_requirement(app))
     source_md = f"/blob/{branch}/{pagename}.md"
     for group in context.get("header_buttons", []):
         for button in group.get("buttons", []) if isinstance(group, dict) else []:

@@ -31,11 +31,16 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # --------------------------------------------------------------------------------------
 
 
+def to_numpy(value) -> np.ndarray:
+    """``value`` as a NumPy array; a torch tensor is detached and copied to the CPU first."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 def as_input(x, name: str = "input") -> np.ndarray:
     """Return ``x`` as a C-contiguous float32/float64 array of shape ``(N, C, *)``."""
-    if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
+    x = to_numpy(x)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} must be a floating-point array of dtype float32 or float64, "

@@ -15,6 +15,7 @@ from bnlib.functional import (
     check_momentum,
     eval_backward,
     forward,
+    to_numpy,
     update_running_stats,
 )
 
@@ -208,7 +209,7 @@ class BatchNorm2d:
                 f"Error(s) in loading state_dict for {self!r}: missing keys {missing}, "
                 f"unexpected keys {unexpected}"
             )
-        arrays = {k: _to_numpy(v) for k, v in state_dict.items()}
+        arrays = {k: to_numpy(v) for k, v in state_dict.items()}
         for key in expected:
             value = arrays[key]
             if key == "num_batches_tracked":
@@ -244,9 +245,3 @@ class BatchNorm2d:
         bn.load_state_dict(module.state_dict())
         bn.train(module.training)
         return bn
-
-
-def _to_numpy(value) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "numpy"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)

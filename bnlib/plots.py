@@ -6,12 +6,22 @@ Functions are grouped by the chapter that first uses them.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt  # noqa: F401
-import numpy as np  # noqa: F401
+import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
-from bnlib.functional import as_input, batch_norm, batch_stats
+from bnlib.functional import (
+    as_input,
+    batch_norm,
+    batch_norm_backward,
+    batch_stats,
+    channel_dot,
+    channel_sum,
+    channels_view,
+)
+from bnlib.simulate import ema_weights, expected_running
 
 # ======================================================================================
 # Chapters 1-2
@@ -405,9 +415,6 @@ def backward_graph_figure() -> plt.Figure:
     full tensors (N, C, H, W); square blue boxes hold one number per channel, so the
     backward sums over the m = N·H·W values of the channel when it reaches them.
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     fig, ax = plt.subplots(figsize=(9.6, 4.6))
     boxes = {}
     for name, (x, y, label, per_channel) in _BACKWARD_GRAPH_NODES.items():
@@ -463,21 +470,19 @@ def gradient_projection_figure(
     (line), and \|Σ dx\| (crosses), which is zero up to rounding for every ε (an exact
     zero is drawn at 1e-17, the bottom of the plot).
     """
-    from bnlib.functional import batch_norm_backward
-
     x = np.asarray(x, dtype=np.float64)
     dy = np.asarray(dy, dtype=np.float64)
-    axes = (0, *range(2, x.ndim))
     gamma = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
     _, var = batch_stats(x)
     sums, projections, predicted = [], [], []
     for eps in eps_values:
         dx, _, _ = batch_norm_backward(dy, x, gamma, eps=float(eps))
-        xhat = batch_norm(x, training=True, eps=float(eps))
-        sums.append(np.abs(dx.sum(axis=axes)))
-        projections.append(np.abs((dx * xhat).sum(axis=axes)))
+        dx3 = channels_view(dx)
+        xhat3 = channels_view(batch_norm(x, training=True, eps=float(eps)))
+        sums.append(np.abs(channel_sum(dx3)))  # |Σ dx|
+        projections.append(np.abs(channel_dot(dx3, xhat3)))  # |Σ dx·x̂|
         s = (var + eps) ** -0.5
-        predicted.append(np.abs(gamma * eps * s**3 * (dy * xhat).sum(axis=axes)))
+        predicted.append(np.abs(gamma * eps * s**3 * channel_dot(channels_view(dy), xhat3)))
     sums, projections, predicted = map(np.array, (sums, projections, predicted))
     fig, ax = plt.subplots(figsize=(8, 5))
     for c in range(x.shape[1]):
@@ -518,8 +523,6 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     the expected value v + (r₀ − v)(1 − p)^t (:func:`bnlib.simulate.expected_running`).
     Dashed black: the population value.
     """
-    from bnlib.simulate import expected_running
-
     fig = Figure(figsize=(8, 4.4), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     first = traces[0]
@@ -558,8 +561,6 @@ def ema_weights_figure(momenta, steps: int = 60) -> Figure:
     Each line (gid ``"weights:<p>"``) is :func:`bnlib.simulate.ema_weights`; a marker at
     k = 1/p (gid ``"memory:<p>"``) shows the effective memory.
     """
-    from bnlib.simulate import ema_weights
-
     fig = Figure(figsize=(7.5, 3.6), layout="constrained")
     ax = fig.subplots()
     k = np.arange(steps)

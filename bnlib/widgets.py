@@ -217,10 +217,6 @@ def _frames(draw: DrawFunction, figure: Figure, values: Sequence[float]) -> list
     return frames
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3g}"
-
-
 # --------------------------------------------------------------------------------------
 # ε: what the small constant under the square root does
 # --------------------------------------------------------------------------------------
@@ -249,10 +245,15 @@ def eps_input() -> np.ndarray:
     return x.reshape(16, len(stds), 1, 1)
 
 
+def eps_outputs(eps: float) -> np.ndarray:
+    """``bnlib.batch_norm(eps_input(), eps=eps)`` in training mode, as (16 values, 4 channels)."""
+    y = batch_norm(eps_input(), training=True, eps=eps)
+    return y.reshape(y.shape[0], y.shape[1])
+
+
 def eps_output_std(eps: float) -> np.ndarray:
     """Standard deviation of each channel of ``bnlib.batch_norm(eps_input(), eps=eps)``."""
-    y = batch_norm(eps_input(), training=True, eps=eps)
-    return y.reshape(y.shape[0], y.shape[1]).std(axis=0)
+    return eps_outputs(eps).std(axis=0)
 
 
 @functools.cache
@@ -303,15 +304,15 @@ def _eps_figure() -> tuple[Figure, dict, DrawFunction]:
 
     def draw(eps: float) -> str:
         eps = float(eps)
-        y = batch_norm(eps_input(), training=True, eps=eps)
-        y = y.reshape(y.shape[0], y.shape[1])
+        y = eps_outputs(eps)
+        stds = y.std(axis=0)
         for c, marker in enumerate(artists["markers"]):
-            marker.set_data([eps], [y[:, c].std()])
+            marker.set_data([eps], [stds[c]])
         artists["eps_line"].set_xdata([eps, eps])
         artists["outputs"].set_ydata(y[:, nearly_constant])
         title_out.set_text(
             f"channel σ = {EPS_CHANNEL_STDS[nearly_constant]:g} at ε = {eps:.1e}: "
-            f"std {y[:, nearly_constant].std():.3f}"
+            f"std {stds[nearly_constant]:.3f}"
         )
         return eps_message(eps)
 
@@ -367,7 +368,7 @@ def eps_sweep() -> Figure:
     nearly_constant = len(EPS_CHANNEL_STDS) - 1
     sweep = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
     for i, eps in enumerate(sweep):
-        y = batch_norm(eps_input(), training=True, eps=eps)[:, nearly_constant, 0, 0]
+        y = eps_outputs(eps)[:, nearly_constant]
         shade = plt.cm.viridis(i / (len(sweep) - 1))
         ax_out.plot(np.sort(y), "o-", ms=3, color=shade, label=f"ε = {eps:.0e}")
     ax_out.set(xlabel="output, sorted", ylabel="normalized output", ylim=(-2.6, 2.6))

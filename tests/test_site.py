@@ -291,6 +291,11 @@ def test_widget_ids_are_the_same_on_every_build(site):
             for i in range(len(json.loads(match.group(1))["state"]))
         ]
         assert list(json.loads(match.group(1))["state"]) == expected, name
+        notebook = site / "_sources" / f"{name}.ipynb"
+        if notebook.exists():  # the download holds the same widgets under the same ids
+            metadata = json.loads(notebook.read_text(encoding="utf-8"))["metadata"]
+            saved = metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+            assert sorted(saved) == sorted(expected), name
     assert pages_with_widgets >= 2  # the ε explorer, and the momentum and batch-size ones
 
 

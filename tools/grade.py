@@ -160,7 +160,7 @@ def score(raw: dict, student: str, source: str) -> dict:
         "status": raw.get("status", "error"),
         "reason": raw.get("reason", ""),
         "parts": {},
-        "notes": list(raw.get("notes", [])),
+        "notes": [],
     }
     if report["status"] != "graded":
         return report

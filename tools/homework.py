@@ -83,12 +83,20 @@ def stub(code: str) -> str:
             getattr(first_body, "value", None), ast.Constant
         )
         start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+        # through the docstring; without one, up to the body (the signature may span lines)
         end = first_body.end_lineno if has_doc else first_body.lineno - 1
-        header = "\n".join(lines[start:end])
-        if not has_doc:  # the signature may span lines; stop at the line ending with ':'
-            header = "\n".join(lines[start : node.body[0].lineno - 1])
-        stubs.append(header + "\n" + STUB_BODY)
+        stubs.append("\n".join(lines[start:end]) + "\n" + STUB_BODY)
     return "\n\n\n".join(stubs) if stubs else "# YOUR CODE HERE"
+
+
+def fence_end(lines: list[str], start: int, fence: str) -> int:
+    """Index of the line closing the directive opened at ``lines[start]`` with ``fence``:
+    the first line made only of ``fence``'s character, at least as many; else ``len(lines)``."""
+    for j in range(start + 1, len(lines)):
+        close = lines[j].strip()
+        if close and set(close) == {fence[0]} and len(close) >= len(fence):
+            return j
+    return len(lines)
 
 
 def strip_solution_markdown(text: str, inside_gate: bool) -> tuple[str, bool]:
@@ -102,14 +110,7 @@ def strip_solution_markdown(text: str, inside_gate: bool) -> tuple[str, bool]:
         match = OPEN_DIRECTIVE.match(line)
         if match:
             fence, name = match.group(2), match.group(3)
-            # skip the directive's fenced block: up to a closing fence of the same kind
-            j = i + 1
-            while j < len(lines):
-                close = lines[j].strip()
-                if close and set(close) == {fence[0]} and len(close) >= len(fence):
-                    break
-                j += 1
-            i = j + 1
+            i = fence_end(lines, i, fence) + 1  # skip the directive's fenced block
             if name in ("solution", "solution-start"):
                 kept.append(ANSWER)
             if name == "solution-start":
@@ -193,14 +194,8 @@ def plain_markdown(nb):
                 i += 1
                 continue
             fence, title = match.group(2), match.group(4).strip()
-            body, j = [], i + 1
-            while j < len(lines):
-                close = lines[j].strip()
-                if close and set(close) == {fence[0]} and len(close) >= len(fence):
-                    break
-                body.append(lines[j])
-                j += 1
-            i = j + 1
+            j = fence_end(lines, i, fence)
+            body, i = lines[i + 1 : j], j + 1
             while body and (body[0].startswith(":") or not body[0].strip()):  # options
                 body.pop(0)
             if name == "exercise":
