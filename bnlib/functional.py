@@ -83,10 +83,7 @@ def check_channel_vector(v, num_channels: int, name: str) -> np.ndarray | None:
     """A per-channel parameter or buffer: ``None`` or an array of shape ``(C,)``."""
     if v is None:
         return None
-    if hasattr(v, "detach") and hasattr(v, "numpy"):
-        v = v.detach().cpu().numpy()
-    if not isinstance(v, np.ndarray):
-        v = np.asarray(v)
+    v = to_numpy(v)  # the same array for an ndarray, so in-place updates reach the caller
     if v.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {v.dtype}")
     if v.shape != (num_channels,):
