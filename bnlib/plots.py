@@ -519,7 +519,7 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     the expected value v + (r₀ − v)(1 − p)^t (:func:`bnlib.simulate.expected_running`).
     Dashed black: the population value.
     """
-    fig = Figure(figsize=(8, 4.4), layout="constrained")
+    fig = Figure(figsize=(8, 3.9), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     first = traces[0]
     steps = np.arange(first.steps + 1)
@@ -620,7 +620,7 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
     output with the population statistics (what evaluation mode gives once converged).
     """
     sizes = list(outputs_by_size)
-    fig = Figure(figsize=(7.5, 0.6 + 0.55 * len(sizes)), layout="constrained")
+    fig = Figure(figsize=(7.5, 0.6 + 0.45 * len(sizes)), layout="constrained")
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # jitter only: the dots' vertical position is cosmetic
     for row, size in enumerate(sizes):
@@ -650,7 +650,7 @@ def drift_figure(traces, population_mean, batch_mean) -> Figure:
     right: the running mean minus the population mean, whose offset is the lag and whose
     wiggle is the noise.
     """
-    fig = Figure(figsize=(8, 3.8), layout="constrained")
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
     ax, ax_err = fig.subplots(1, 2, width_ratios=(1.25, 1))
     steps = np.arange(1, len(population_mean) + 1)
     ax.plot(steps, batch_mean, ".", color="0.7", markersize=3, label="each batch's mean")
