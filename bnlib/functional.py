@@ -240,9 +240,7 @@ def _batch_norm(
         mean = running_mean.astype(np.float64)
         invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
         return kernels._normalize(x, mean, invstd, weight, bias), mean, invstd
-    mean, var = kernels._batch_stats(x)
-    invstd = 1.0 / np.sqrt(var + eps)
-    y = kernels._normalize(x, mean, invstd, weight, bias)
+    y, mean, var, invstd = kernels._train_forward(x, weight, bias, eps)
     m = x.size // x.shape[1]
     _update_running_stats(running_mean, running_var, mean, var, m, momentum)
     return y, mean, invstd
