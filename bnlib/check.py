@@ -363,7 +363,7 @@ class CheckResult:
         if self.passed:
             eps = sorted({case.eps for case in CASES})
             return (
-                f"bnlib.check.{self.name}: passed all {total} cases.\n(Shapes with N = 1 "
+                f"bnlib.check.{self.name}: passed all {total} cases.\n(Shapes including N = 1 "
                 f"and 1×1 spatial, float32 and float64, ε from {eps[0]:g} to {eps[-1]:g}.)"
             )
         lines = [f"bnlib.check.{self.name}: FAILED, {self.cases_passed} of {total} cases passed."]

@@ -6,6 +6,7 @@ Functions are grouped by the chapter that first uses them.
 
 from __future__ import annotations
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -15,6 +16,9 @@ from matplotlib.patches import Patch, Rectangle
 from bnlib._validate import as_input
 from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
 from bnlib.simulate import ema_weights, expected_running
+
+# Computer Modern for math in every figure: γ and y, ν and v look different in it.
+matplotlib.rcParams["mathtext.fontset"] = "cm"
 
 # ======================================================================================
 # Chapters 1-2
@@ -373,10 +377,10 @@ def normalization_pooling_figure(
 _BACKWARD_GRAPH_NODES = {
     "x": (0.0, 0.0, r"$x$", False),
     "mu": (1.45, 1.3, r"$\mu = \frac{1}{m}\sum x$", True),
-    "xc": (2.9, 0.0, r"$x_c = x - \mu$", False),
-    "var": (4.25, 1.3, r"$\sigma^2 = \frac{1}{m}\sum x_c^2$", True),
-    "s": (6.9, 1.3, r"$s = (\sigma^2 + \varepsilon)^{-1/2}$", True),
-    "xhat": (7.85, 0.0, r"$\hat x = x_c\, s$", False),
+    "xc": (2.9, 0.0, r"$\tilde x = x - \mu$", False),
+    "var": (4.25, 1.3, r"$\sigma^2 = \frac{1}{m}\sum \tilde x^2$", True),
+    "s": (6.9, 1.3, r"$\rho = (\sigma^2 + \varepsilon)^{-1/2}$", True),
+    "xhat": (7.85, 0.0, r"$\hat x = \tilde x\, \rho$", False),
     "gamma": (9.05, 1.3, r"$\gamma$", True),
     "beta": (9.05, -1.3, r"$\beta$", True),
     "y": (10.2, 0.0, r"$y = \gamma \hat x + \beta$", False),
@@ -391,11 +395,11 @@ _BACKWARD_GRAPH_GRADIENTS = {
     "gamma": r"$d\gamma = \sum dy\,\hat x$",
     "beta": r"$d\beta = \sum dy$",
     "xhat": r"$d\hat x = \gamma\, dy$",
-    "s": r"$ds = \sum d\hat x\, x_c$",
-    "var": r"$d\sigma^2 = -\frac{1}{2}(\sigma^2+\varepsilon)^{-3/2} ds$",
-    "xc": r"$dx_c = s\, d\hat x + \frac{2}{m} x_c\, d\sigma^2$",
-    "mu": r"$d\mu = -\sum dx_c$",
-    "x": r"$dx = dx_c + \frac{1}{m} d\mu$",
+    "s": r"$d\rho = \sum d\hat x\, \tilde x$",
+    "var": r"$d\sigma^2 = -\frac{1}{2}(\sigma^2+\varepsilon)^{-3/2} d\rho$",
+    "xc": r"$d\tilde x = \rho\, d\hat x + \frac{2}{m} \tilde x\, d\sigma^2$",
+    "mu": r"$d\mu = -\sum d\tilde x$",
+    "x": r"$dx = d\tilde x + \frac{1}{m} d\mu$",
 }
 _GRADIENT_LABEL_SHIFT = {"y": 0.45, "var": -0.2, "s": 0.2}  # clear of arrows and each other
 
@@ -483,7 +487,7 @@ def gradient_projection_figure(
         ax.loglog(eps_values, projections[:, c], "o", color=color, ms=4,
                   label=rf"channel {c}: $|\sum dx\,\hat x|$")  # fmt: skip
         ax.loglog(eps_values, np.maximum(sums[:, c], 1e-17), "x", color=color, ms=4, alpha=0.6)
-    ax.plot([], [], "k-", lw=1.2, label=r"$\gamma\,\varepsilon\,s^3\,|\sum dy\,\hat x|$")
+    ax.plot([], [], "k-", lw=1.2, label=r"$\gamma\,\varepsilon\,\rho^3\,|\sum dy\,\hat x|$")
     ax.plot([], [], "kx", alpha=0.6, label=r"$|\sum dx|$ (rounding level)")
     ax.set_xlabel(r"$\varepsilon$", fontsize=14)
     ax.set_ylabel("per-channel sum (absolute value)", fontsize=12)
@@ -515,7 +519,7 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     the expected value v + (r₀ − v)(1 − p)^t (:func:`bnlib.simulate.expected_running`).
     Dashed black: the population value.
     """
-    fig = Figure(figsize=(8, 4.4), layout="constrained")
+    fig = Figure(figsize=(8, 3.9), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     first = traces[0]
     steps = np.arange(first.steps + 1)
@@ -616,7 +620,7 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
     output with the population statistics (what evaluation mode gives once converged).
     """
     sizes = list(outputs_by_size)
-    fig = Figure(figsize=(7.5, 0.6 + 0.55 * len(sizes)), layout="constrained")
+    fig = Figure(figsize=(7.5, 0.6 + 0.45 * len(sizes)), layout="constrained")
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # jitter only: the dots' vertical position is cosmetic
     for row, size in enumerate(sizes):
@@ -634,4 +638,36 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=9, loc="upper right")
     ax.set_title("One input, many batches: training-mode output depends on the batch", size=11)
+    return fig
+
+
+def drift_figure(traces, population_mean, batch_mean) -> Figure:
+    """Running means following a stream whose population mean drifts (one channel).
+
+    ``traces`` are :class:`bnlib.simulate.RunningStatsTrace` objects computed on the same
+    drifting stream (:func:`bnlib.simulate.drifting_batches`); ``population_mean`` is the
+    stream's mean at each step and ``batch_mean`` each batch's mean. Left: the whole stream;
+    right: the running mean minus the population mean, whose offset is the lag and whose
+    wiggle is the noise.
+    """
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    ax, ax_err = fig.subplots(1, 2, width_ratios=(1.25, 1))
+    steps = np.arange(1, len(population_mean) + 1)
+    ax.plot(steps, batch_mean, ".", color="0.7", markersize=3, label="each batch's mean")
+    ax_err.axhline(0, color="black", linestyle="--", linewidth=1)
+    for k, trace in enumerate(traces):
+        color = "black" if trace.momentum is None else f"C{k}"
+        running = trace.running_mean[1:, 0]
+        ax.plot(steps, running, color=color, linewidth=1.6, label=_momentum_label(trace.momentum))
+        ax_err.plot(steps, running - population_mean, color=color, linewidth=1.2)
+    ax.plot(steps, population_mean, "--", color="black", linewidth=1.2, label="population mean")
+    ax.set(xlabel="step (batches seen)", ylabel="mean")
+    ax.set_title("running_mean on a drifting stream", size=11)
+    ax_err.set(xlabel="step (batches seen)", ylabel="running_mean − population mean")
+    ax_err.set_ylim(-2.0, 1.0)
+    ax_err.set_title("the error: lag (offset) and noise (wiggle)", size=11)
+    for a in (ax, ax_err):
+        a.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     return fig

@@ -96,6 +96,38 @@ def sample_batches(
     return (mean.reshape(-1, 1, 1) + std.reshape(-1, 1, 1) * z).astype(np.float32)
 
 
+#: The drifting stream: its population mean is 0 for DRIFT_HOLD steps, climbs linearly to
+#: DRIFT_TOP over DRIFT_RAMP steps (as a layer's input does while earlier layers learn),
+#: then stays there; the standard deviation stays DRIFT_STD.
+DRIFT_STEPS, DRIFT_HOLD, DRIFT_RAMP = 300, 60, 180
+DRIFT_TOP, DRIFT_STD = 3.0, 2.0
+
+
+def drifting_mean(steps: int = DRIFT_STEPS) -> np.ndarray:
+    """Population mean of the drifting stream at steps 1 … ``steps``, shape ``(steps,)``."""
+    steps = _check_count(steps, "steps", 1)
+    t = np.arange(steps, dtype=np.float64)
+    return DRIFT_TOP * np.clip((t - DRIFT_HOLD) / DRIFT_RAMP, 0.0, 1.0)
+
+
+def drifting_batches(
+    batch_size: int = 16, steps: int = DRIFT_STEPS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""A one-channel stream whose mean drifts: ``(batches, mean)``.
+
+    ``batches`` has shape ``(steps, N, 1, 1, 1)`` (float32), every value
+    :math:`\mu_t + \sigma z` with :math:`\mu_t` = :func:`drifting_mean`,
+    :math:`\sigma` = ``DRIFT_STD`` and :math:`z \sim \mathcal N(0, 1)` from
+    ``np.random.default_rng(seed)``; ``mean`` is :math:`\mu_t`, shape ``(steps,)``.
+    """
+    batch_size = _check_count(batch_size, "batch_size", 1)
+    mean = drifting_mean(steps)
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((mean.size, batch_size, 1, 1, 1), dtype=np.float32)
+    batches = mean.reshape(-1, 1, 1, 1, 1) + DRIFT_STD * z
+    return batches.astype(np.float32), mean
+
+
 # --------------------------------------------------------------------------------------
 # Running statistics of a stream, computed by bnlib.BatchNorm2d
 # --------------------------------------------------------------------------------------

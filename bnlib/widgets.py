@@ -1,30 +1,29 @@
 r"""Explorers: sliders that recompute with bnlib and redraw one figure in place.
 
-Three explorers, each in three forms:
+Three explorers, each in two forms:
 
 =====================  ======================================  ===========================
 idea                   live (needs a kernel)                   static page (no kernel)
 =====================  ======================================  ===========================
 ε                      :func:`eps_explorer`                    :func:`eps_explorer_static`
-                                                               :func:`eps_sweep`
-momentum               :func:`momentum_explorer`               :func:`momentum_explorer_static`
-                                                               :func:`momentum_sweep`
+momentum (drift)       :func:`momentum_explorer`               :func:`momentum_explorer_static`
 batch size             :func:`batch_size_explorer`             :func:`batch_size_explorer_static`
-                                                               :func:`batch_size_sweep`
 =====================  ======================================  ===========================
 
 - A *live* explorer is an :class:`Explorer` (an ``ipywidgets.VBox``): a slider, a message
   line and one matplotlib figure. Moving the slider recomputes with bnlib, updates the
-  figure's artists in place (``set_data``) and re-renders that same figure into an
-  ``ipywidgets.Image``: no new figure per change. Extreme settings (batch size 1, ε tiny,
-  momentum 0 or 1) show a message in the widget, never a traceback.
+  figure's *moving* artists in place (``set_data``) and re-renders: the still parts (axes,
+  ticks, legends) are drawn once and kept as a background, and only the moving artists
+  are drawn over it (blitting), which keeps a change well under 50 ms. Extreme settings
+  (batch size 1, ε tiny, momentum 0 or 1) show a message in the widget, never a traceback.
 - A *static* explorer works on the rendered page with no kernel and no network: its frames
   are the same figure computed with bnlib at build time over the slider's range, and the
   slider is linked in the browser (``jslink``) to a ``Stack`` of those images.
-- A *sweep* is one ordinary figure showing the slider's whole range at once (overlaid
-  curves), for print and for readers who never touch a slider.
 
-How a chapter uses them (copy these cells; ``remove-input`` hides the code on the page)::
+Both render at :data:`DPI` (twice the 72 dpi the figure is laid out for) and show the image
+at the figure's size in CSS pixels, so text stays sharp on any screen.
+
+How a chapter uses them (``remove-input`` hides the code on the page)::
 
     ```{code-cell} ipython3
     :tags: [remove-input]
@@ -33,23 +32,14 @@ How a chapter uses them (copy these cells; ``remove-input`` hides the code on th
     widgets.eps_explorer_static()
     ```
 
-    Run this page live (Colab or Binder from the rocket button, or Jupyter) to move ε
-    continuously; on the static page the slider above steps through precomputed values.
-
     ```{code-cell} ipython3
     :tags: [remove-cell]
     # Live explorer: needs a running kernel (Jupyter, Colab, Binder); hidden on the web page.
     widgets.eps_explorer()
     ```
 
-    ```{code-cell} ipython3
-    :tags: [remove-input]
-    widgets.eps_sweep()
-    ```
-
 (replace ``eps`` by ``momentum`` or ``batch_size``). Each function takes its starting value
-as an argument, e.g. ``widgets.momentum_explorer(momentum=0.3)``. The sweep returns a closed
-``matplotlib.figure.Figure``: as a cell's last value it is shown once.
+as an argument, e.g. ``widgets.momentum_explorer(momentum=0.3)``.
 """
 
 from __future__ import annotations
@@ -61,18 +51,27 @@ import math
 from collections.abc import Callable, Sequence
 
 import ipywidgets
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bnlib.functional import batch_norm, batch_stats
-from bnlib.simulate import POPULATION_MEAN, POPULATION_STD, sample_batches, simulate_running_stats
+from bnlib.simulate import (
+    DRIFT_HOLD,
+    DRIFT_RAMP,
+    POPULATION_MEAN,
+    POPULATION_STD,
+    drifting_batches,
+    sample_batches,
+)
 
-#: Resolution of the live figure and of the static frames (pixels per inch).
-LIVE_DPI = 80
-FRAME_DPI = 72
+matplotlib.rcParams["mathtext.fontset"] = "cm"  # as in bnlib.plots
+
+#: Resolution of the live figure and of the static frames: twice the 72 dpi layout.
+DPI = 144
 
 #: What the static explorers tell a reader about running them live.
 RUN_LIVE = (
@@ -82,9 +81,11 @@ RUN_LIVE = (
     "Jupyter; the cell <code>widgets.{name}()</code> is the live explorer."
 )
 
-# A draw function takes the slider's value, updates the figure's artists in place, and
-# returns a message for the reader ("" when there is nothing special to say).
-DrawFunction = Callable[[float], str]
+# A draw function takes the slider's value, updates the figure's moving artists in place,
+# and returns (caption, note): the caption says what the figure shows at this value, in
+# HTML above it (crisp at any zoom, and read by screen readers); the note is a message for
+# the reader ("" when there is nothing special to say).
+DrawFunction = Callable[[float], tuple[str, str]]
 
 
 # --------------------------------------------------------------------------------------
@@ -92,28 +93,70 @@ DrawFunction = Callable[[float], str]
 # --------------------------------------------------------------------------------------
 
 
-def figure_png(figure: Figure, dpi: int = LIVE_DPI, palette: bool = False) -> bytes:
-    """Render ``figure`` to PNG bytes with Agg (about 45 ms for an explorer's figure).
+class Renderer:
+    """Render one figure again and again, redrawing only its moving artists.
 
-    The layout (``layout="constrained"``) is computed on the first render and then frozen,
-    so the axes stay put from one value to the next. ``palette=True`` stores 64 colours
-    (about 4× smaller, for the frames saved in the page); otherwise the PNG is compressed
-    lightly, for speed.
+    The first :meth:`png` draws the whole figure (``layout="constrained"`` is computed then
+    and frozen, so the axes stay put), keeps everything but the ``moving`` artists as a
+    background, and every call draws the moving artists over that background. The axes'
+    limits must not change between calls. ``png(palette=True)`` stores 64 colours (small
+    and deterministic, for frames saved in the page); :meth:`jpeg` is for the live
+    explorer, where encoding a PNG would take most of a slider change's time budget.
     """
-    canvas = figure.canvas
-    if not isinstance(canvas, FigureCanvasAgg):
-        canvas = FigureCanvasAgg(figure)
-    figure.set_dpi(dpi)
-    canvas.draw()
-    if figure.get_layout_engine() is not None:
-        figure.set_layout_engine("none")  # keep the first layout for every later value
-    image = PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
-    buffer = io.BytesIO()
-    if palette:
-        image.convert("RGB").quantize(colors=64).save(buffer, format="png", optimize=True)
-    else:
-        image.convert("RGB").save(buffer, format="png", compress_level=1)
-    return buffer.getvalue()
+
+    def __init__(self, figure: Figure, moving: Sequence, dpi: int = DPI) -> None:
+        self.figure = figure
+        self.moving = list(moving)
+        self.canvas = FigureCanvasAgg(figure)
+        figure.set_dpi(dpi)
+        self._background = None
+
+    @property
+    def css_width(self) -> int:
+        """The figure's width in CSS pixels (72 per inch): the image is shown at this size."""
+        return round(self.figure.get_figwidth() * 72)
+
+    def _render(self) -> PIL.Image.Image:
+        if self._background is None:
+            self.canvas.draw()  # everything, to fix the layout with the moving artists in it
+            if self.figure.get_layout_engine() is not None:
+                self.figure.set_layout_engine("none")
+            for artist in self.moving:
+                artist.set_animated(True)
+            self.canvas.draw()  # the still parts only
+            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        else:
+            self.canvas.restore_region(self._background)
+        for artist in self.moving:
+            self.figure.draw_artist(artist)
+        size = self.canvas.get_width_height()
+        return PIL.Image.frombuffer("RGBA", size, self.canvas.buffer_rgba()).convert("RGB")
+
+    def png(self) -> bytes:
+        """The figure as a 64-colour PNG (a static frame)."""
+        buffer = io.BytesIO()
+        self._render().quantize(colors=64).save(buffer, format="png", optimize=True)
+        return buffer.getvalue()
+
+    def jpeg(self) -> bytes:
+        """The figure as a JPEG of quality 90 (the live explorer: a few ms to encode)."""
+        buffer = io.BytesIO()
+        self._render().save(buffer, format="jpeg", quality=90)
+        return buffer.getvalue()
+
+
+def image_widget(data: bytes, css_width: int, format: str = "png") -> ipywidgets.Image:
+    """An image at twice the resolution, shown ``css_width`` pixels wide (or 100%)."""
+    return ipywidgets.Image(
+        value=data,
+        format=format,
+        layout=ipywidgets.Layout(width=f"{css_width}px", max_width="100%", height="auto"),
+    )
+
+
+def caption_html(caption: str) -> str:
+    """What the figure shows at this value, as a line above it."""
+    return f'<div style="font-size:0.95em;margin:2px 0">{html.escape(caption)}</div>'
 
 
 def message_html(message: str) -> str:
@@ -131,8 +174,9 @@ class Explorer(ipywidgets.VBox):
 
     Attributes: ``slider`` (the control), ``figure`` (the one matplotlib ``Figure``,
     never replaced), ``artists`` (name → matplotlib artist, what the figure plots),
-    ``image`` (the ``ipywidgets.Image`` showing the figure), ``message`` (an
-    ``ipywidgets.HTML`` with the current note). Setting ``slider.value`` recomputes.
+    ``image`` (the ``ipywidgets.Image`` showing the figure), ``caption`` and ``message``
+    (``ipywidgets.HTML``: what the figure shows, and the current note). Setting
+    ``slider.value`` recomputes.
     """
 
     def __init__(
@@ -142,29 +186,36 @@ class Explorer(ipywidgets.VBox):
         figure: Figure,
         artists: dict,
         draw: DrawFunction,
+        moving: Sequence,
     ) -> None:
         self.slider = slider
         self.figure = figure
         self.artists = artists
         self._draw = draw
-        self.message = ipywidgets.HTML()
-        self.image = ipywidgets.Image(format="png")
+        self._renderer = Renderer(figure, moving)
+        self.caption, self.message = ipywidgets.HTML(), ipywidgets.HTML()
+        self._show_text(slider.value)
+        css_width = self._renderer.css_width
+        self.image = image_widget(self._renderer.jpeg(), css_width, format="jpeg")
         heading = ipywidgets.HTML(f"<b>{html.escape(title)}</b>")
-        super().__init__([heading, slider, self.message, self.image])
+        super().__init__([heading, slider, self.message, self.caption, self.image])
         slider.observe(self._on_change, names="value")
-        self.update(slider.value)
 
     def _on_change(self, change: dict) -> None:
         self.update(change["new"])
 
+    def _show_text(self, value: float) -> None:
+        try:
+            caption, note = self._draw(value)
+        except (ValueError, TypeError) as exc:  # bnlib's clear errors become the message
+            caption, note = "", str(exc)
+        self.caption.value = caption_html(caption)
+        self.message.value = message_html(note)
+
     def update(self, value: float) -> None:
         """Recompute for ``value`` with bnlib, update the artists, re-render the figure."""
-        try:
-            note = self._draw(value)
-        except (ValueError, TypeError) as exc:  # bnlib's clear errors become the message
-            note = str(exc)
-        self.message.value = message_html(note)
-        self.image.value = figure_png(self.figure)
+        self._show_text(value)
+        self.image.value = self._renderer.jpeg()
 
 
 def static_explorer(
@@ -173,10 +224,11 @@ def static_explorer(
     frames: Sequence[tuple[str, bytes | None]],
     start: int,
     name: str,
+    css_width: int,
 ) -> ipywidgets.VBox:
     """A slider linked in the browser to a ``Stack`` of precomputed frames.
 
-    ``frames[i]`` is ``(message, png)`` for ``labels[i]``. The link (``jslink`` from the
+    ``frames[i]`` is ``(caption, message, png)`` for ``labels[i]``. The link (``jslink`` from the
     slider's ``index`` to the stack's ``selected_index``) lives in the page's JavaScript,
     so the slider works with the widget state saved in the page and no kernel.
     """
@@ -190,10 +242,10 @@ def static_explorer(
         layout=ipywidgets.Layout(width="60%"),
     )
     pages = []
-    for note, png in frames:
+    for caption, note, png in frames:
         parts = [ipywidgets.HTML(message_html(note))]
         if png is not None:
-            parts.append(ipywidgets.Image(value=png, format="png"))
+            parts += [ipywidgets.HTML(caption_html(caption)), image_widget(png, css_width)]
         pages.append(ipywidgets.VBox(parts))
     stack = ipywidgets.Stack(pages, selected_index=start)
     link = ipywidgets.jslink((slider, "index"), (stack, "selected_index"))
@@ -206,14 +258,15 @@ def static_explorer(
     return box
 
 
-def _frames(draw: DrawFunction, figure: Figure, values: Sequence[float]) -> list:
-    """``(message, png)`` for each value; ``png`` is None when the value cannot be drawn."""
+def _frames(draw: DrawFunction, renderer: Renderer, values: Sequence[float]) -> list:
+    """``(caption, message, png)`` for each value; no png when the value cannot be drawn."""
     frames = []
     for value in values:
         try:
-            frames.append((draw(value), figure_png(figure, FRAME_DPI, palette=True)))
+            caption, note = draw(value)
+            frames.append((caption, note, renderer.png()))
         except (ValueError, TypeError) as exc:
-            frames.append((str(exc), None))
+            frames.append(("", str(exc), None))
     return frames
 
 
@@ -222,8 +275,9 @@ def _frames(draw: DrawFunction, figure: Figure, values: Sequence[float]) -> list
 # --------------------------------------------------------------------------------------
 
 #: Standard deviation of each channel of the ε example: from ordinary to nearly constant.
+#: (The chapter's figure uses the same channels, quoted by their variances 1 … 1e-6.)
 EPS_CHANNEL_STDS: tuple[float, ...] = (1.0, 0.1, 0.01, 0.001)
-#: The slider's range, as powers of ten.
+#: The slider's range, as powers of ten (the chapter's figure spans the same range).
 EPS_MIN_EXPONENT, EPS_MAX_EXPONENT = -10, 0
 EPS_STATIC_VALUES: tuple[float, ...] = tuple(
     10.0**k for k in range(EPS_MIN_EXPONENT, EPS_MAX_EXPONENT + 1)
@@ -251,26 +305,14 @@ def eps_outputs(eps: float) -> np.ndarray:
     return y.reshape(y.shape[0], y.shape[1])
 
 
-def eps_output_std(eps: float) -> np.ndarray:
-    """Standard deviation of each channel of ``bnlib.batch_norm(eps_input(), eps=eps)``."""
-    return eps_outputs(eps).std(axis=0)
-
-
-@functools.cache
-def _eps_curve() -> tuple[np.ndarray, np.ndarray]:
-    eps_grid = np.logspace(EPS_MIN_EXPONENT, EPS_MAX_EXPONENT, 61)
-    return eps_grid, np.array([eps_output_std(float(e)) for e in eps_grid])
-
-
 def eps_message(eps: float) -> str:
     """What a reader should notice at this ε (empty when nothing is extreme)."""
     smallest_var = min(EPS_CHANNEL_STDS) ** 2
     if eps < smallest_var / 100:
         return (
             f"ε = {eps:.0e} is far below every channel's variance: each channel is scaled "
-            f"to standard deviation 1, even the nearly constant one (σ = "
-            f"{min(EPS_CHANNEL_STDS)}), whose tiny noise now looks as large as real signal. "
-            "For an exactly constant channel ε alone keeps 0/√(0 + ε) from dividing by zero."
+            f"to standard deviation 1, even the nearly constant one (σ² = "
+            f"{smallest_var:.0e}), whose tiny noise now looks as large as real signal."
         )
     if eps >= 0.1:
         return (
@@ -281,48 +323,42 @@ def eps_message(eps: float) -> str:
     return ""
 
 
-def _eps_figure() -> tuple[Figure, dict, DrawFunction]:
-    figure = Figure(figsize=(9, 3.3), layout="constrained")
-    ax_std, ax_out = figure.subplots(1, 2, width_ratios=(1.3, 1))
-    eps_grid, stds = _eps_curve()
-    artists: dict = {"curves": [], "markers": []}
+def _eps_figure() -> tuple[Figure, dict, DrawFunction, list]:
+    """What the ε figure above the explorer cannot show: every channel's 16 outputs at one ε."""
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    ax = figure.subplots()
+    n, channels = eps_input().shape[:2]
+    artists: dict = {"outputs": []}
     for c, s in enumerate(EPS_CHANNEL_STDS):
-        (curve,) = ax_std.semilogx(eps_grid, stds[:, c], color=f"C{c}", label=f"σ = {s:g}")
-        (marker,) = ax_std.plot([], [], "o", color=f"C{c}")
-        artists["curves"].append(curve)
-        artists["markers"].append(marker)
-    artists["eps_line"] = ax_std.axvline(1e-5, color="0.3", lw=1, ls="--")
-    ax_std.set(xlabel="ε", ylabel="std of the output", ylim=(-0.05, 1.1))
-    ax_std.set_title("output std of each channel against ε", fontsize=10)
-    ax_std.legend(fontsize=8, loc="lower left", title="channel", title_fontsize=8)
-    nearly_constant = len(EPS_CHANNEL_STDS) - 1
-    n = eps_input().shape[0]
-    (artists["outputs"],) = ax_out.plot(np.arange(n), np.zeros(n), "o", color=f"C{nearly_constant}")
-    ax_out.axhline(0, color="0.7", lw=0.8)
-    ax_out.set(xlabel="value index in the batch", ylabel="normalized output", ylim=(-2.6, 2.6))
-    title_out = ax_out.set_title("", fontsize=10)
+        (dots,) = ax.plot(
+            np.zeros(n), np.full(n, c), "o", ms=6, alpha=0.7, color=f"C{c}", label=f"{s**2:.0e}"
+        )
+        artists["outputs"].append(dots)
+    ax.set_yticks(range(channels), [f"σ² = {s**2:.0e}" for s in EPS_CHANNEL_STDS])
+    ax.set_ylim(channels - 0.5, -0.5)
+    ax.set_xlim(-2.6, 2.6)
+    ax.axvline(0, color="0.7", lw=0.8)
+    ax.set_xlabel("normalized output of each of the 16 values of the channel")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("the 16 outputs of each channel (its variance σ² on the left)", fontsize=11)
 
-    def draw(eps: float) -> str:
+    def draw(eps: float) -> tuple[str, str]:
         eps = float(eps)
         y = eps_outputs(eps)
-        stds = y.std(axis=0)
-        for c, marker in enumerate(artists["markers"]):
-            marker.set_data([eps], [stds[c]])
-        artists["eps_line"].set_xdata([eps, eps])
-        artists["outputs"].set_ydata(y[:, nearly_constant])
-        title_out.set_text(
-            f"channel σ = {EPS_CHANNEL_STDS[nearly_constant]:g} at ε = {eps:.1e}: "
-            f"std {stds[nearly_constant]:.3f}"
+        for c, dots in enumerate(artists["outputs"]):
+            dots.set_xdata(y[:, c])
+        stds = ", ".join(f"{v:.3f}" for v in y.std(axis=0))
+        return f"ε = {eps:.1e}: output std of the four channels, top to bottom: {stds}", (
+            eps_message(eps)
         )
-        return eps_message(eps)
 
-    return figure, artists, draw
+    return figure, artists, draw, artists["outputs"]
 
 
 def eps_explorer(eps: float = 1e-5) -> Explorer:
-    """Live: move ε (log scale, 1e-10 … 1) and see each channel's output std and the
-    outputs of a nearly constant channel, recomputed by :func:`bnlib.batch_norm`."""
-    figure, artists, draw = _eps_figure()
+    """Live: move ε (log scale, 1e-10 … 1) and see the outputs of four channels, from
+    ordinary to nearly constant, recomputed by :func:`bnlib.batch_norm`."""
+    figure, artists, draw, moving = _eps_figure()
     slider = ipywidgets.FloatLogSlider(
         value=eps,
         base=10,
@@ -334,139 +370,119 @@ def eps_explorer(eps: float = 1e-5) -> Explorer:
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("ε under the square root", slider, figure, artists, draw)
+    return Explorer("ε under the square root", slider, figure, artists, draw, moving)
 
 
 def eps_explorer_static(eps: float = 1e-5) -> ipywidgets.VBox:
     """Static page: the ε explorer's figure at ε = 1e-10, 1e-9, …, 1, switched in the browser."""
-    figure, _, draw = _eps_figure()
+    figure, _, draw, moving = _eps_figure()
+    renderer = Renderer(figure, moving)
     values = EPS_STATIC_VALUES
     start = int(np.argmin(np.abs(np.log10(values) - math.log10(eps))))
-    labels = [f"{v:.0e}" for v in values]
     return static_explorer(
         "ε under the square root (ε on the slider)",
-        labels,
-        _frames(draw, figure, values),
+        [f"{v:.0e}" for v in values],
+        _frames(draw, renderer, values),
         start,
         "eps_explorer",
+        renderer.css_width,
     )
 
 
-def eps_sweep() -> Figure:
-    """Every ε at once: output std against ε, and the nearly constant channel's outputs for
-    several ε overlaid (darker = larger ε)."""
-    eps_grid, stds = _eps_curve()
-    figure, (ax_std, ax_out) = plt.subplots(
-        1, 2, figsize=(9, 3.3), layout="constrained", width_ratios=(1.3, 1)
-    )
-    for c, s in enumerate(EPS_CHANNEL_STDS):
-        ax_std.semilogx(eps_grid, stds[:, c], color=f"C{c}", label=f"σ = {s:g}")
-        ax_std.axvline(s**2, color=f"C{c}", lw=0.8, ls=":")
-    ax_std.set(xlabel="ε", ylabel="std of the output", ylim=(-0.05, 1.1))
-    ax_std.set_title("output std against ε (dotted: ε = σ²)", fontsize=10)
-    ax_std.legend(fontsize=8, loc="lower left", title="channel", title_fontsize=8)
-    nearly_constant = len(EPS_CHANNEL_STDS) - 1
-    sweep = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
-    for i, eps in enumerate(sweep):
-        y = eps_outputs(eps)[:, nearly_constant]
-        shade = plt.cm.viridis(i / (len(sweep) - 1))
-        ax_out.plot(np.sort(y), "o-", ms=3, color=shade, label=f"ε = {eps:.0e}")
-    ax_out.set(xlabel="output, sorted", ylabel="normalized output", ylim=(-2.6, 2.6))
-    ax_out.set_title(f"channel σ = {EPS_CHANNEL_STDS[nearly_constant]:g}", fontsize=10)
-    ax_out.legend(fontsize=7, loc="upper left")
-    plt.close(figure)
-    return figure
-
-
 # --------------------------------------------------------------------------------------
-# Momentum: how the running statistics follow a stream of batches
+# Momentum: how the running mean follows a drifting stream
 # --------------------------------------------------------------------------------------
 
-#: The momentum example: a stream of batches of 16 values per channel (1×1 pixels),
-#: channel 0 of bnlib.simulate's population (mean 3, std 2).
-MOMENTUM_STEPS = 200
+#: The momentum example: the drifting stream of bnlib.simulate (one channel, batches of 16
+#: values, DRIFT_STEPS steps), the same as the chapter's drift figure.
 MOMENTUM_BATCH_SIZE = 16
 MOMENTUM_STATIC_VALUES: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3, 0.6, 1.0)
+#: Where lag and noise are measured: the second half of the ramp.
+MOMENTUM_WINDOW = slice(DRIFT_HOLD + DRIFT_RAMP // 2, DRIFT_HOLD + DRIFT_RAMP)
 
 
-def momentum_trace(momentum: float):
-    """The running statistics of ``bnlib.BatchNorm2d(momentum=momentum)`` over the stream.
+@functools.cache
+def _drift_stream() -> tuple[np.ndarray, np.ndarray]:
+    """(batch means, population mean) of the drifting stream, each of shape (steps,)."""
+    batches, population = drifting_batches(MOMENTUM_BATCH_SIZE, seed=0)
+    steps, n = batches.shape[:2]
+    # every batch laid side by side as a channel: one bnlib call for all batch means
+    means, _ = batch_stats(batches[:, :, 0].transpose(1, 0, 2, 3))
+    means.flags.writeable = False
+    return means, population
 
-    A :class:`bnlib.simulate.RunningStatsTrace` (seed 0: the same batches for every
-    momentum).
+
+def momentum_running_mean(momentum: float) -> np.ndarray:
+    """``running_mean`` after each batch of the drifting stream, shape ``(steps,)``.
+
+    PyTorch's rule ``r ← (1 − p)·r + p·b`` from ``r = 0``, with ``b`` each batch's mean
+    from :func:`bnlib.batch_stats`.
     """
-    return simulate_running_stats(
-        momentum, batch_size=MOMENTUM_BATCH_SIZE, steps=MOMENTUM_STEPS, seed=0
-    )
+    means, _ = _drift_stream()
+    p = float(momentum)
+    running = np.empty_like(means)
+    r = 0.0
+    for t, b in enumerate(means):
+        r = (1 - p) * r + p * b
+        running[t] = r
+    return running
 
 
 def momentum_message(momentum: float) -> str:
     """What a reader should notice at this momentum (empty when nothing is extreme)."""
-    mu, var = POPULATION_MEAN[0], POPULATION_STD[0] ** 2
     if momentum == 0:
         return (
-            "momentum = 0: the running statistics never move from their start (mean 0, "
-            f"variance 1); evaluation mode would normalize with those, not with the data's "
-            f"mean {mu:g} and variance {var:g}."
+            "momentum = 0: the running mean never moves from its start, 0; evaluation mode "
+            "would normalize with that, whatever the data do."
         )
     if momentum == 1:
         return (
-            "momentum = 1: the running statistics are just the last batch's; nothing is "
+            "momentum = 1: the running mean is just the last batch's mean; nothing is "
             "averaged, so evaluation mode inherits one batch's noise."
-        )
-    remaining = (1 - momentum) ** MOMENTUM_STEPS
-    if remaining > 0.05:
-        return (
-            f"momentum = {momentum:g}: after {MOMENTUM_STEPS} batches the starting values "
-            f"still weigh (1 − {momentum:g})^{MOMENTUM_STEPS} = {remaining:.2f}; "
-            "the running statistics have not converged yet."
         )
     return ""
 
 
-def _momentum_figure() -> tuple[Figure, dict, DrawFunction]:
-    figure = Figure(figsize=(9, 3.3), layout="constrained")
-    axes = figure.subplots(1, 2)
-    steps = np.arange(MOMENTUM_STEPS + 1)
-    population = (POPULATION_MEAN[0], POPULATION_STD[0] ** 2)
-    artists: dict = {}
-    for ax, key, label, value in zip(
-        axes, ("mean", "var"), ("mean", "variance"), population, strict=True
-    ):
-        (artists[f"batch_{key}"],) = ax.plot(
-            steps[1:], np.zeros(MOMENTUM_STEPS), ".", ms=2, color="0.7", label=f"batch {label}"
-        )
-        (artists[f"running_{key}"],) = ax.plot(
-            steps, np.zeros(steps.size), color="C0", lw=1.8, label=f"running_{key}"
-        )
-        ax.axhline(value, color="C3", ls="--", lw=1, label=f"population {label} {value:g}")
-        ax.set(xlabel="batches seen (training steps)", ylabel=label)
-        ax.legend(fontsize=7, loc="lower right")
-    axes[0].set_ylim(-0.5, 6.0)
-    axes[1].set_ylim(0.0, 10.0)
-    suptitle = figure.suptitle("", fontsize=10)
+def _momentum_figure() -> tuple[Figure, dict, DrawFunction, list]:
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    ax, ax_err = figure.subplots(1, 2, width_ratios=(1.25, 1))
+    means, population = _drift_stream()
+    steps = np.arange(1, means.size + 1)
+    ax.plot(steps, means, ".", ms=2.5, color="0.7", label="each batch's mean")
+    ax.plot(steps, population, "--", color="black", lw=1.2, label="population mean")
+    (running,) = ax.plot(steps, np.zeros(steps.size), color="C0", lw=1.8, label="running_mean")
+    ax.set(xlabel="step (batches seen)", ylabel="mean", ylim=(-2.5, 5.5))
+    ax.legend(fontsize=8, loc="upper left")
+    ax_err.axhline(0, color="black", ls="--", lw=1)
+    window = steps[MOMENTUM_WINDOW]
+    ax_err.axvspan(window[0], window[-1], color="0.92", label="where lag and noise are measured")
+    (error,) = ax_err.plot(steps, np.zeros(steps.size), color="C0", lw=1.2)
+    ax_err.set(xlabel="step (batches seen)", ylabel="running_mean − population mean")
+    ax_err.set_ylim(-3.3, 1.5)
+    ax_err.legend(fontsize=8, loc="lower left")
+    for a in (ax, ax_err):
+        a.grid(True, alpha=0.3)
+    artists = {"running_mean": running, "error": error}
 
-    def draw(momentum: float) -> str:
+    def draw(momentum: float) -> tuple[str, str]:
         momentum = float(momentum)
-        trace = momentum_trace(momentum)
-        artists["batch_mean"].set_ydata(trace.batch_mean[:, 0])
-        artists["batch_var"].set_ydata(trace.batch_var[:, 0])
-        artists["running_mean"].set_ydata(trace.running_mean[:, 0])
-        artists["running_var"].set_ydata(trace.running_var[:, 0])
-        suptitle.set_text(
-            f"momentum = {momentum:g}: after {MOMENTUM_STEPS} batches of "
-            f"{MOMENTUM_BATCH_SIZE}, running_mean = {trace.running_mean[-1, 0]:.2f}, "
-            f"running_var = {trace.running_var[-1, 0]:.2f}"
+        r = momentum_running_mean(momentum)
+        running.set_ydata(r)
+        error.set_ydata(r - population)
+        err = (r - population)[MOMENTUM_WINDOW]
+        caption = (
+            f"momentum = {momentum:g}: in the grey window the running mean lags behind the "
+            f"population mean by {-err.mean():.2f} on average, and its noise (std) is "
+            f"{err.std():.2f}"
         )
-        return momentum_message(momentum)
+        return caption, momentum_message(momentum)
 
-    return figure, artists, draw
+    return figure, artists, draw, [running, error]
 
 
 def momentum_explorer(momentum: float = 0.1) -> Explorer:
-    """Live: move momentum (0 … 1) and watch running_mean and running_var follow a stream of
-    batches, recomputed by :class:`bnlib.BatchNorm2d` (via :mod:`bnlib.simulate`)."""
-    figure, artists, draw = _momentum_figure()
+    """Live: move momentum (0 … 1) and watch running_mean follow a drifting stream."""
+    figure, artists, draw, moving = _momentum_figure()
     slider = ipywidgets.FloatSlider(
         value=momentum,
         min=0.0,
@@ -477,58 +493,36 @@ def momentum_explorer(momentum: float = 0.1) -> Explorer:
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("Running statistics and momentum", slider, figure, artists, draw)
+    return Explorer("Momentum on a drifting stream", slider, figure, artists, draw, moving)
 
 
 def momentum_explorer_static(momentum: float = 0.1) -> ipywidgets.VBox:
     """Static page: the momentum explorer's figure at 0, 0.01, 0.03, 0.1, 0.3, 0.6 and 1."""
-    figure, _, draw = _momentum_figure()
+    figure, _, draw, moving = _momentum_figure()
+    renderer = Renderer(figure, moving)
     values = MOMENTUM_STATIC_VALUES
     start = int(np.argmin(np.abs(np.asarray(values) - momentum)))
     return static_explorer(
-        "Running statistics and momentum (momentum on the slider)",
+        "Momentum on a drifting stream (momentum on the slider)",
         [f"{v:g}" for v in values],
-        _frames(draw, figure, values),
+        _frames(draw, renderer, values),
         start,
         "momentum_explorer",
+        renderer.css_width,
     )
-
-
-def momentum_sweep(momenta: Sequence[float] = (0.01, 0.03, 0.1, 0.3, 1.0)) -> Figure:
-    """Every momentum at once: running_mean and running_var against step, one curve each."""
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.3), layout="constrained")
-    population = (POPULATION_MEAN[0], POPULATION_STD[0] ** 2)
-    for i, momentum in enumerate(momenta):
-        trace = momentum_trace(momentum)
-        shade = plt.cm.viridis(i / max(len(momenta) - 1, 1))
-        axes[0].plot(trace.running_mean[:, 0], color=shade, lw=1.2, label=f"{momentum:g}")
-        axes[1].plot(trace.running_var[:, 0], color=shade, lw=1.2, label=f"{momentum:g}")
-    for ax, label, value in zip(axes, ("running_mean", "running_var"), population, strict=True):
-        ax.axhline(value, color="C3", ls="--", lw=1)
-        ax.set(xlabel="batches seen (training steps)", ylabel=label)
-    axes[0].set_ylim(-0.5, 6.0)
-    axes[1].set_ylim(0.0, 10.0)
-    axes[1].legend(fontsize=7, title="momentum", title_fontsize=7, loc="lower right")
-    figure.suptitle(
-        f"batches of {MOMENTUM_BATCH_SIZE} from a population with mean {population[0]:g} "
-        f"and variance {population[1]:g} (dashed)",
-        fontsize=10,
-    )
-    plt.close(figure)
-    return figure
 
 
 # --------------------------------------------------------------------------------------
 # Batch size: how much batch statistics scatter, and what that does to the outputs
 # --------------------------------------------------------------------------------------
 
-#: Batches drawn per batch size, and the slider's values.
+#: Batches drawn per batch size (as in the chapter's figure), and the slider's values.
 BATCH_TRIALS = 400
 BATCH_SIZES: tuple[int, ...] = (1, 2, 3, 4, 8, 16, 32, 64, 128)
 #: Histogram bins for the batch mean, the batch variance and the probe's output.
 _MEAN_BINS = np.linspace(-1.0, 7.0, 41)
 _VAR_BINS = np.linspace(0.0, 16.0, 41)
-_OUT_BINS = np.linspace(-3.0, 3.0, 41)
+_OUT_BINS = np.linspace(-3.0, 3.0, 61)
 
 
 def batch_size_data(batch_size: int) -> dict[str, np.ndarray | float]:
@@ -537,9 +531,9 @@ def batch_size_data(batch_size: int) -> dict[str, np.ndarray | float]:
 
     Returns ``mean`` and ``var`` (each batch's mean and biased variance, from
     :func:`bnlib.batch_stats`), ``output`` (the training-mode output of a fixed probe value
-    ``μ + σ`` put in place of each batch's first value, from :func:`bnlib.batch_norm`) and ``ideal``
-    (``(probe − μ)/√(σ² + ε)``, what evaluation mode with converged statistics gives).
-    Batch size 1 raises bnlib's ValueError: one value per channel has no variance.
+    ``μ + σ`` put in place of each batch's first value, from :func:`bnlib.batch_norm`) and
+    ``ideal`` (``(probe − μ)/√(σ² + ε)``, what evaluation mode with converged statistics
+    gives). Batch size 1 raises bnlib's ValueError: one value per channel has no variance.
     """
     batch_size = int(batch_size)
     mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
@@ -566,10 +560,15 @@ def batch_size_message(batch_size: int) -> str:
             "batch size 2: two values normalized by their own mean and variance always "
             "become −1 and +1, whatever they were: the output says only which one is larger."
         )
-    if batch_size <= 4:
+    if batch_size == 3:
         return (
-            f"batch size {batch_size}: batch statistics scatter widely, so the same input "
-            "gives very different training-mode outputs from batch to batch."
+            "batch size 3: no output can pass ±√2 ≈ 1.41 (the bound √(m − 1)), and the "
+            "probe's outputs pile up just below it whenever the other two values are close."
+        )
+    if batch_size == 4:
+        return (
+            "batch size 4: batch statistics scatter widely, so the same input gives very "
+            "different training-mode outputs from batch to batch."
         )
     return ""
 
@@ -580,35 +579,42 @@ def _counts(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
     return np.histogram(clipped, bins)[0] / values.size
 
 
-def _batch_size_figure() -> tuple[Figure, dict, DrawFunction]:
-    figure = Figure(figsize=(9, 3.1), layout="constrained")
+def _batch_size_figure() -> tuple[Figure, dict, DrawFunction, list]:
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
     axes = figure.subplots(1, 3)
     mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
     artists: dict = {}
     panels = (
-        ("mean", _MEAN_BINS, "batch mean", mu, f"population mean {mu:g}"),
-        ("var", _VAR_BINS, "batch variance (biased)", sigma**2, f"population var {sigma**2:g}"),
-        ("output", _OUT_BINS, "training output of x = μ + σ", None, "eval output"),
+        ("mean", _MEAN_BINS, "batch mean", mu, f"population mean {mu:g}", 0.45),
+        (
+            "var",
+            _VAR_BINS,
+            "batch variance (biased)",
+            sigma**2,
+            f"population σ² {sigma**2:g}",
+            0.45,
+        ),
+        ("output", _OUT_BINS, "training output of x = μ + σ", None, "eval output", 0.55),
     )
-    for ax, (key, bins, xlabel, line, line_label) in zip(axes, panels, strict=True):
+    for ax, (key, bins, xlabel, line, line_label, top) in zip(axes, panels, strict=True):
         artists[key] = ax.stairs(np.zeros(bins.size - 1), bins, fill=True, color="C0")
         if line is None:
-            artists["ideal"] = ax.axvline(1.0, color="C3", ls="--", lw=1, label=line_label)
+            ideal = (sigma) / math.sqrt(sigma**2 + 1e-5)
+            ax.axvline(ideal, color="C3", ls="--", lw=1, label=f"{line_label} {ideal:.2f}")
         else:
             ax.axvline(line, color="C3", ls="--", lw=1, label=line_label)
-        ax.set(xlabel=xlabel, xlim=(bins[0], bins[-1]))
+        ax.set(xlabel=xlabel, xlim=(bins[0], bins[-1]), ylim=(0, top))
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.legend(fontsize=8, loc="upper right" if key == "var" else "upper left")
     axes[0].set_ylabel(f"fraction of {BATCH_TRIALS} batches")
-    suptitle = figure.suptitle("", fontsize=10)
 
-    def draw(batch_size: float) -> str:
+    def draw(batch_size: float) -> tuple[str, str]:
         batch_size = int(batch_size)
         try:
             data = batch_size_data(batch_size)
         except ValueError as exc:
             for key in ("mean", "var", "output"):
                 artists[key].set_data(np.zeros_like(artists[key].get_data().values))
-            suptitle.set_text(f"batch size {batch_size}: no training-mode batch norm")
             # (not quoting bnlib's message: its shape is the trials laid out as channels)
             raise ValueError(
                 f"batch size {batch_size}: bnlib, like PyTorch, refuses to normalize in "
@@ -617,24 +623,22 @@ def _batch_size_figure() -> tuple[Figure, dict, DrawFunction]:
                 "so its variance is 0 and its output would always be 0."
             ) from exc
         for key, bins in (("mean", _MEAN_BINS), ("var", _VAR_BINS), ("output", _OUT_BINS)):
-            counts = _counts(np.asarray(data[key]), bins)
-            artists[key].set_data(counts)
-            artists[key].axes.set_ylim(0, max(counts.max(), 0.05) * 1.15)
-        artists["ideal"].set_xdata([data["ideal"], data["ideal"]])
-        suptitle.set_text(
+            artists[key].set_data(_counts(np.asarray(data[key]), bins))
+        caption = (
             f"batch size {batch_size}: batch means spread with std "
             f"{np.std(data['mean']):.2f} (σ/√N = {sigma / math.sqrt(batch_size):.2f}), "
             f"the same input's training output with std {np.std(data['output']):.2f}"
         )
-        return batch_size_message(batch_size)
+        return caption, batch_size_message(batch_size)
 
-    return figure, artists, draw
+    moving = [artists["mean"], artists["var"], artists["output"]]
+    return figure, artists, draw, moving
 
 
 def batch_size_explorer(batch_size: int = 8) -> Explorer:
     """Live: pick a batch size and see how batch means, batch variances and the training-mode
     output of one fixed input scatter across 400 batches, recomputed by bnlib."""
-    figure, artists, draw = _batch_size_figure()
+    figure, artists, draw, moving = _batch_size_figure()
     slider = ipywidgets.SelectionSlider(
         options=list(BATCH_SIZES),
         value=batch_size,
@@ -642,37 +646,18 @@ def batch_size_explorer(batch_size: int = 8) -> Explorer:
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("Batch size and noisy batch statistics", slider, figure, artists, draw)
+    return Explorer("Batch size and noisy batch statistics", slider, figure, artists, draw, moving)
 
 
 def batch_size_explorer_static(batch_size: int = 8) -> ipywidgets.VBox:
     """Static page: the batch-size explorer's figure at every batch size of the slider."""
-    figure, _, draw = _batch_size_figure()
+    figure, _, draw, moving = _batch_size_figure()
+    renderer = Renderer(figure, moving)
     return static_explorer(
         "Batch size and noisy batch statistics (batch size on the slider)",
         [str(b) for b in BATCH_SIZES],
-        _frames(draw, figure, BATCH_SIZES),
+        _frames(draw, renderer, BATCH_SIZES),
         BATCH_SIZES.index(batch_size),
         "batch_size_explorer",
+        renderer.css_width,
     )
-
-
-def batch_size_sweep() -> Figure:
-    """Every batch size at once: the spread of batch statistics and of the training output
-    against batch size (log-log), with σ/√N for comparison."""
-    sizes = np.array(BATCH_SIZES[1:])
-    spreads = np.array(
-        [[np.std(batch_size_data(int(b))[k]) for k in ("mean", "var", "output")] for b in sizes]
-    )
-    sigma = POPULATION_STD[0]
-    figure, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
-    ax.loglog(sizes, spreads[:, 0], "o-", label="batch mean")
-    ax.loglog(sizes, sigma / np.sqrt(sizes), "k:", lw=1, label="σ/√N")
-    ax.loglog(sizes, spreads[:, 1], "s-", label="batch variance")
-    ax.loglog(sizes, spreads[:, 2], "^-", label="training output of x = μ + σ")
-    ax.set(xlabel="batch size N", ylabel=f"std over {BATCH_TRIALS} batches")
-    ax.set_xticks(sizes, [str(b) for b in sizes])
-    ax.legend(fontsize=8)
-    ax.set_title("bigger batches, steadier statistics", fontsize=10)
-    plt.close(figure)
-    return figure

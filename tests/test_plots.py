@@ -257,3 +257,16 @@ def test_backward_graph_figure_labels_every_node_and_gradient():
     arrows = [t for t in fig.axes[0].texts if isinstance(t, Annotation)]
     assert len(arrows) == len(plots._BACKWARD_GRAPH_EDGES)  # one arrow per edge
     plt.close(fig)
+
+
+def test_drift_figure_draws_running_means_and_their_errors():
+    batches, mean = simulate.drifting_batches(8, steps=40, seed=1)
+    traces = [simulate.track_running_stats(batches, p) for p in (0.1, None)]
+    fig = plots.drift_figure(traces, mean, traces[0].batch_mean[:, 0])
+    left, right = fig.axes
+    drawn = [line.get_ydata() for line in left.get_lines()[1:3]]
+    errors = [line.get_ydata() for line in right.get_lines()[1:3]]
+    for trace, running, error in zip(traces, drawn, errors, strict=True):
+        np.testing.assert_array_equal(running, trace.running_mean[1:, 0])
+        np.testing.assert_allclose(error, trace.running_mean[1:, 0] - mean)
+    np.testing.assert_array_equal(left.get_lines()[3].get_ydata(), mean)

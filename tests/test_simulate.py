@@ -230,3 +230,16 @@ def test_same_seed_same_stream():
 def test_bad_input_raises_clear_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_drifting_stream_holds_ramps_and_holds():
+    from bnlib.simulate import DRIFT_HOLD, DRIFT_RAMP, DRIFT_STD, DRIFT_TOP, drifting_batches
+
+    batches, mean = drifting_batches(batch_size=64, seed=3)
+    assert batches.shape == (mean.size, 64, 1, 1, 1) and batches.dtype == np.float32
+    assert np.all(mean[:DRIFT_HOLD] == 0) and np.all(mean[DRIFT_HOLD + DRIFT_RAMP :] == DRIFT_TOP)
+    assert np.all(np.diff(mean[DRIFT_HOLD : DRIFT_HOLD + DRIFT_RAMP]) > 0)
+    z = (batches[:, :, 0, 0, 0] - mean[:, None]) / DRIFT_STD  # standard normal, every step
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+    again, _ = drifting_batches(batch_size=64, seed=3)
+    np.testing.assert_array_equal(batches, again)

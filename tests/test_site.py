@@ -5,7 +5,8 @@ Reads the already built ``_build/html`` (``make test`` builds the book first; se
 headless Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) with every request
 off 127.0.0.1 aborted. Per page: no console errors, no failed requests, all math typeset by
 MathJax, all images loaded, all widgets rendered, no traceback in an output (except cells
-tagged ``raises-exception``), every chapter in the navigation. On pages with explorers the
+tagged ``raises-exception``), every chapter in the navigation; every chapter page under the height
+limit and every figure with an alt text that describes it. On pages with explorers the
 static slider is moved and the frame shown must change. Full-page screenshots go to
 ``_build/screenshots/``.
 """
@@ -65,6 +66,22 @@ def toc_chapters() -> list[str]:
 
     walk(toc.get("parts", toc.get("chapters", [])))
     return files
+
+
+def numbered_chapters() -> list[str]:
+    """The chapter files of _toc.yml's numbered parts (the appendix part is not numbered)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = []
+    for part in toc.get("parts", []):
+        if part.get("numbered"):
+            for chapter in part.get("chapters", []):
+                files.append(str(chapter["file"]).removesuffix(".md").removesuffix(".ipynb"))
+    return files
+
+
+#: A chapter page stays under this height, in CSS pixels, at 1280 px wide (the developers'
+#: guide); longer material goes to an appendix page.
+MAX_CHAPTER_HEIGHT = 15_000
 
 
 def site_pages() -> list[str]:
@@ -164,7 +181,7 @@ def settle(page) -> None:
         timeout=20_000,
     )
     page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=20_000)
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("networkidle", timeout=90_000)
 
 
 def screenshot_name(path: str) -> str:
@@ -357,3 +374,39 @@ def test_download_setup_cell_installs_only_what_is_missing(site, monkeypatch, mi
     assert len(installed) == len(missing), installed
     for module, line in zip(missing, installed, strict=True):
         assert expected[module] in line
+
+
+@pytest.mark.parametrize("chapter", numbered_chapters())
+def test_chapter_page_is_under_the_height_limit(browser, base_url, chapter):
+    """Every chapter page, fully rendered (math typeset, widgets and images loaded), is
+    under MAX_CHAPTER_HEIGHT pixels tall in a 1280 px wide window."""
+    page, _ = open_page(browser, base_url, f"{chapter}.html")
+    try:
+        height = page.evaluate("() => document.documentElement.scrollHeight")
+    finally:
+        page.context.close()
+    assert height < MAX_CHAPTER_HEIGHT, f"{chapter}: {height} px tall at 1280 px wide"
+
+
+#: What a file name looks like: an alt text like this tells a screen reader nothing.
+FILE_NAME = re.compile(r"^[\w.-]*\.(png|jpe?g|svg|gif|webp)$|^[0-9a-f]{16,}", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p.startswith("chapters/")])
+def test_figures_have_alt_text_that_describes_them(browser, base_url, path):
+    """Every figure image (outside the explorers' frames, which carry an HTML caption) has
+    an alt text, and it is a description, not a file name."""
+    page, _ = open_page(browser, base_url, path)
+    try:
+        images = page.evaluate(
+            """() => [...document.querySelectorAll('article img')]
+                 .filter(i => !i.closest('.jupyter-widgets'))
+                 .map(i => ({src: i.getAttribute('src') || '', alt: i.getAttribute('alt')}))"""
+        )
+    finally:
+        page.context.close()
+    for image in images:
+        alt = (image["alt"] or "").strip()
+        name = image["src"].rsplit("/", 1)[-1]
+        assert alt, f"{path}: image {name} has no alt text"
+        assert alt != name and not FILE_NAME.match(alt), f"{path}: alt text {alt!r} is a file name"
