@@ -155,8 +155,8 @@ def make_cnn(
 
         (N, 1, 8, 8) → conv3×3 → norm → ReLU → maxpool 2     → (N, c1, 4, 4)
                      → conv3×3 → norm → ReLU                 → (N, c2, 4, 4)
-                     → conv3×3 → norm → ReLU → mean over H, W → (N, c3)
-                     → linear                                → (N, 10) logits
+                     → conv3×3 → norm → ReLU                 → (N, c3, 4, 4)
+                     → flatten → linear                      → (N, 10) logits
 
     With a normalization the convolutions have no bias (``bias=False``): the norm subtracts
     each channel's (or group's) mean right after, which removes any constant the conv adds,
@@ -179,9 +179,8 @@ def make_cnn(
         nn.Conv2d(c2, c3, 3, padding=1, bias=bias),
         norm_layer(norm, c3),
         nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(c3, NUM_CLASSES),
+        nn.Linear(c3 * 4 * 4, NUM_CLASSES),
     )
     scale_weights(model, init_scale)
     return model
