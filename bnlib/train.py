@@ -267,11 +267,67 @@ def _cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if tensors[0] is None else torch.cat([t.detach() for t in tensors])
 
 
-def _wide_layer(layers: list[nn.Module]) -> nn.Module:
-    """One layer of the wide model from the same layer of K models."""
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+
+class ChannelBlocks(nn.Module):
+    """Different layers for consecutive blocks of channels (dim 1), e.g. K₁ copies with
+    batch norm, then K₂ with group norm: :func:`stack` uses it to widen models whose
+    normalizations differ. ``sizes[b]`` channels go through ``blocks[b]``."""
+
+    def __init__(self, blocks: Sequence[nn.Module], sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.sizes = list(sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, self.sizes, dim=1)
+        return torch.cat([block(part) for block, part in zip(self.blocks, parts, strict=True)], 1)
+
+
+def _channels(layer: nn.Module) -> int:
+    if isinstance(layer, nn.GroupNorm):
+        return layer.num_channels
+    if isinstance(layer, nn.LayerNorm):
+        return layer.normalized_shape[0]
+    return layer.num_features
+
+
+def _kind(layer: nn.Module) -> tuple:
+    """Layers of one kind widen into one layer (GroupNorms only with the same groups)."""
+    return (type(layer), getattr(layer, "num_groups", None))
+
+
+def _wide_layer(layers: list[nn.Module], first_copy: int = 0) -> nn.Module:
+    """One layer of the wide model from the same layer of K models (copies ``first_copy``,
+    ``first_copy + 1``, ...; each wide layer remembers them in ``copy_range``)."""
     first, k = layers[0], len(layers)
-    if not all(type(layer) is type(first) for layer in layers):
-        raise ValueError("stack needs models with the same layers")
+    if not all(_kind(layer) == _kind(first) for layer in layers):
+        if not all(isinstance(layer, NORM_TYPES) for layer in layers):
+            raise ValueError("stack needs models with the same layers (norms may differ)")
+        runs: list[list[nn.Module]] = []  # consecutive copies with the same kind of norm
+        for layer in layers:
+            if runs and _kind(runs[-1][0]) == _kind(layer):
+                runs[-1].append(layer)
+            else:
+                runs.append([layer])
+        blocks, start = [], first_copy
+        for run in runs:
+            blocks.append(_wide_layer(run, start))
+            start += len(run)
+        wide = ChannelBlocks(blocks, [len(run) * _channels(run[0]) for run in runs])
+        wide.copy_range = (first_copy, first_copy + k)
+        return wide
+    wide = _same_wide_layer(layers)
+    wide.copy_range = (first_copy, first_copy + k)
+    return wide
+
+
+def _same_wide_layer(layers: list[nn.Module]) -> nn.Module:
+    first, k = layers[0], len(layers)
+    shapes = {tuple((n, tuple(p.shape)) for n, p in layer.named_parameters()) for layer in layers}
+    if len(shapes) != 1:
+        raise ValueError(f"stack needs layers of the same shapes, got {sorted(shapes)}")
     if isinstance(first, nn.Conv2d):
         wide = nn.Conv2d(
             k * first.in_channels,
@@ -331,35 +387,41 @@ def stack(models: Sequence[nn.Sequential]) -> nn.Sequential:
     return wide
 
 
-def _slice(tensor: torch.Tensor, k: int, copies: int) -> torch.Tensor:
-    size = tensor.shape[0] // copies
-    return tensor.detach()[k * size : (k + 1) * size].clone()
+def _unstack_layer(wide_layer: nn.Module, k: int, layer: nn.Module) -> None:
+    """Copy the parameters and buffers of copy ``k`` of ``wide_layer`` into ``layer``."""
+    if isinstance(wide_layer, ChannelBlocks):
+        block = next(b for b in wide_layer.blocks if b.copy_range[0] <= k < b.copy_range[1])
+        return _unstack_layer(block, k, layer)
+    first, end = wide_layer.copy_range
+    j, copies = k - first, end - first
+    if isinstance(wide_layer, GroupedLinear):
+        layer.weight.copy_(wide_layer.weight[j])
+        if layer.bias is not None:
+            layer.bias.copy_(wide_layer.bias[j])
+        return None
+    tensors = [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]
+    for name, value in tensors:
+        source = getattr(wide_layer, name).detach()
+        if name == "num_batches_tracked":
+            value.copy_(source)
+        else:
+            size = source.shape[0] // copies
+            value.copy_(source[j * size : (j + 1) * size].view_as(value))
+    return None
 
 
-def unstack_into(wide: nn.Sequential, k: int, model: nn.Sequential, copies: int) -> nn.Sequential:
+@torch.no_grad()
+def unstack_into(wide: nn.Sequential, k: int, model: nn.Sequential) -> nn.Sequential:
     """Copy the parameters and buffers of copy ``k`` of ``wide`` into ``model``, in place."""
-    with torch.no_grad():
-        for wide_layer, layer in zip(wide, model, strict=True):
-            if isinstance(wide_layer, GroupedLinear):
-                layer.weight.copy_(wide_layer.weight[k])
-                if layer.bias is not None:
-                    layer.bias.copy_(wide_layer.bias[k])
-                continue
-            for name, value in list(layer.named_parameters(recurse=False)) + list(
-                layer.named_buffers(recurse=False)
-            ):
-                source = getattr(wide_layer, name)
-                if name == "num_batches_tracked":
-                    value.copy_(source)
-                else:
-                    value.copy_(_slice(source, k, copies).view_as(value))
+    for wide_layer, layer in zip(wide, model, strict=True):
+        _unstack_layer(wide_layer, k, layer)
     model.train(wide.training)
     return model
 
 
-def unstack(wide: nn.Sequential, k: int, template: nn.Sequential, copies: int) -> nn.Sequential:
+def unstack(wide: nn.Sequential, k: int, template: nn.Sequential) -> nn.Sequential:
     """Copy ``k`` of ``wide`` as a model of its own (a copy of ``template`` with its state)."""
-    return unstack_into(wide, k, copy.deepcopy(template), copies)
+    return unstack_into(wide, k, copy.deepcopy(template))
 
 
 # --------------------------------------------------------------------------------------
@@ -403,10 +465,19 @@ class History:
         return math.inf if self.diverged else float(np.mean(self.train_loss[-last:]))
 
 
-def _per_copy(values: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
-    """A per-copy vector (K,) broadcast against a wide parameter whose dim 0 holds the copies."""
-    k = values.shape[0]
-    return values.repeat_interleave(param.shape[0] // k).view(-1, *([1] * (param.dim() - 1)))
+def _learning_rates(wide: nn.Sequential, lrs: Sequence[float]) -> list[tuple]:
+    """``(parameter, learning rate)`` for every parameter of ``wide``; the rate is a tensor
+    that gives each copy's rows (dim 0 holds the copies) that copy's rate."""
+    pairs = []
+    for module in wide.modules():
+        if not hasattr(module, "copy_range"):
+            continue
+        first, end = module.copy_range
+        rates = torch.tensor(lrs[first:end], dtype=torch.float32)
+        for p in module.parameters(recurse=False):
+            per_row = rates.repeat_interleave(p.shape[0] // (end - first))
+            pairs.append((p, per_row.view(-1, *([1] * (p.dim() - 1)))))
+    return pairs
 
 
 @torch.no_grad()
@@ -459,9 +530,10 @@ def train_many(
     eval_every = eval_every or steps
     eval_at = sorted({0, steps, *range(eval_every, steps, eval_every)})
     wide = stack(models).train()
-    params = [p for p in wide.parameters()]
+    params, lr_per_param = zip(*_learning_rates(wide, list(lrs)), strict=True)
+    if len(params) != len(list(wide.parameters())):
+        raise RuntimeError("stack left a parameter without a copy range")  # a bug, not input
     buffers = [torch.zeros_like(p) for p in params]
-    lr_per_param = [_per_copy(torch.tensor(lrs, dtype=torch.float32), p) for p in params]
 
     recorded = pre_activations(models[0]) if record_activations_every else []
     captured: dict[int, torch.Tensor] = {}
@@ -477,7 +549,7 @@ def train_many(
         if step in eval_at:
             evals.append(_evaluate_wide(wide, data.x_test, data.y_test, k))
         if step in checkpoint_steps:
-            checkpoints[step] = [unstack(wide, j, models[j], k).state_dict() for j in range(k)]
+            checkpoints[step] = [unstack(wide, j, models[j]).state_dict() for j in range(k)]
         if step == steps:
             break
         idx = indices[step]  # (batch_size, K)
@@ -499,7 +571,7 @@ def train_many(
     for hook in hooks:
         hook.remove()
     for j in range(k):
-        unstack_into(wide, j, models[j], k)
+        unstack_into(wide, j, models[j])
 
     histories = []
     for j in range(k):
