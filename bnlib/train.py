@@ -691,7 +691,8 @@ def along_gradient(
                 p.sub_(eta * gi)
         loss, g_moved = loss_and_gradient(moved, x, y)
         losses.append(loss)
-        changes.append(math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(g_moved, g))))
+        pairs = zip(g_moved, g, strict=True)
+        changes.append(math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in pairs)))
     etas = np.asarray(etas, dtype=float)
     changes = np.asarray(changes)
     return AlongGradient(
