@@ -657,7 +657,7 @@ def loss_and_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
             layer.momentum = 0.0  # running = (1 − 0)·running + 0·batch: unchanged
     loss = F.cross_entropy(probe(x), y)
     grads = torch.autograd.grad(loss, list(probe.parameters()))
-    return float(loss), [g.detach() for g in grads]
+    return float(loss.detach()), [g.detach() for g in grads]
 
 
 @dataclass
