@@ -174,7 +174,7 @@ def test_train_many_equals_torch_sgd_one_model_at_a_time(data, make, norms):
     seeds = list(range(len(models)))
     alone = [copy.deepcopy(m) for m in models]
     histories = train.train_many(models, data, lrs, 8, 4, seeds)
-    for model, single, lr, seed, history in zip(models, alone, lrs, seeds, histories):
+    for model, single, lr, seed, history in zip(models, alone, lrs, seeds, histories, strict=True):
         losses = sgd_alone(single, data, lr, 8, 4, seed)
         np.testing.assert_allclose(history.train_loss, losses, rtol=1e-5, atol=1e-5)
         assert_same_state(model, single)
