@@ -124,17 +124,29 @@ def fold_conv_bn(
             "use batch norm's eps > 0"
         )
 
-    scale = np.asarray(running_var, np.float64) + bn_eps
-    scale = 1.0 / np.sqrt(scale)
-    if gamma is not None:
-        scale = scale * gamma
-    shift = -np.asarray(running_mean, np.float64)
-    if bias is not None:
-        shift = shift + bias
-    folded_bias = scale * shift
-    if beta is not None:
-        folded_bias = folded_bias + beta
-    spread = scale.reshape((-1,) + (1,) * (weight.ndim - 1))  # one scale per output channel
-    folded_weight = (weight.astype(np.float64) * spread).astype(weight.dtype)
-    bias_dtype = bias.dtype if bias is not None else weight.dtype
-    return folded_weight, folded_bias.astype(bias_dtype)
+    return _fold_conv_bn(weight, bias, running_mean, running_var, bn_eps, gamma, beta)
+
+
+def _fold_conv_bn(
+    conv_w: np.ndarray,
+    conv_b: np.ndarray | None,
+    bn_rm: np.ndarray,
+    bn_rv: np.ndarray,
+    bn_eps: float,
+    bn_w: np.ndarray | None,
+    bn_b: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fold_conv_bn` without its input checks: the arithmetic, in float64."""
+    scale = 1.0 / np.sqrt(bn_rv.astype(np.float64) + bn_eps)  # s = γ / √(σ̂² + ε)
+    if bn_w is not None:
+        scale = scale * bn_w
+    shift = -bn_rm.astype(np.float64)  # b − μ̂
+    if conv_b is not None:
+        shift = shift + conv_b
+    bias = scale * shift  # s·(b − μ̂) + β
+    if bn_b is not None:
+        bias = bias + bn_b
+    per_out_channel = scale.reshape((-1,) + (1,) * (conv_w.ndim - 1))
+    weight = conv_w.astype(np.float64) * per_out_channel  # W'[c] = s_c·W[c]
+    bias_dtype = conv_b.dtype if conv_b is not None else conv_w.dtype
+    return weight.astype(conv_w.dtype), bias.astype(bias_dtype)
