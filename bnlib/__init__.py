@@ -6,6 +6,7 @@ The core needs NumPy only:
   the public functions ``batch_norm``, ``batch_norm_backward``, ...
 - :mod:`bnlib.kernels`: the fast kernels the public functions run.
 - :mod:`bnlib.module`: :class:`BatchNorm2d`, the stateful module.
+- :mod:`bnlib.fold`: :func:`fold_conv_bn`, batch norm folded into the layer before it.
 - :mod:`bnlib.check`: checks for a student's own batch norm, with diagnoses.
 - :mod:`bnlib.gradcheck`: finite-difference gradients.
 
@@ -15,6 +16,7 @@ import them explicitly.
 """
 
 from bnlib import check, gradcheck
+from bnlib.fold import fold_conv_bn
 from bnlib.functional import (
     batch_norm,
     batch_norm_backward,
@@ -28,6 +30,7 @@ __all__ = [
     "BatchNorm2d",
     "check",
     "gradcheck",
+    "fold_conv_bn",
     "batch_norm",
     "batch_norm_backward",
     "batch_norm_backward_staged",
