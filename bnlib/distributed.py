@@ -369,3 +369,12 @@ def torch_sync_batch_norm_worker(rank: int, world_size: int, num_features: int) 
             x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False
         ).numpy()
     return out
+
+
+def demo_worker(rank: int, world_size: int, jobs: list[dict], num_features: int) -> dict:
+    """The chapter's run: :func:`train_worker` on ``jobs``, then
+    :func:`torch_sync_batch_norm_worker` (one start of the processes for both)."""
+    return {
+        "jobs": train_worker(rank, world_size, jobs),
+        "torch": torch_sync_batch_norm_worker(rank, world_size, num_features),
+    }
