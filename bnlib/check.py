@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnlib.functional import batch_norm, batch_norm_backward, batch_stats, update_running_stats
+from bnlib.functional import _update_running_stats as update_running_stats
+from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
 
 __all__ = ["CheckResult", "backward", "forward", "running_stats"]
 
