@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from bnlib.functional import _update_running_stats
 from bnlib.module import BatchNorm2d
 from bnlib.sharded import (
     input_grad,
@@ -178,10 +179,8 @@ class SyncBatchNorm2d(BatchNorm2d):
             p = self.momentum
             if p is None:  # cumulative moving average
                 p = 1.0 / self.num_batches_tracked
-            unbiased = m2 / (count - 1)  # σ²·m/(m − 1), with the global count m
-            rm, rv = self.running_mean, self.running_var
-            rm[...] = (1 - p) * rm + p * mean
-            rv[...] = (1 - p) * rv + p * unbiased
+            # the unbiased variance σ²·m/(m − 1) with the global count m
+            _update_running_stats(self.running_mean, self.running_var, mean, m2 / count, count, p)
         self._sync_cache = (x, mean, invstd, count)
         return y
 
