@@ -301,6 +301,12 @@ def test_single_process_is_batchnorm2d():
     np.testing.assert_array_equal(other.running_var, plain.running_var)
     with pytest.raises(ValueError, match="4D"):
         sync.train()(x[0])
+    # from torch's SyncBatchNorm (the same state dict keys), as BatchNorm2d.from_torch
+    torch_sync = torch.nn.SyncBatchNorm(C, momentum=None)
+    torch_sync(torch.from_numpy(x))  # no process group: plain batch norm, one step
+    copied = SyncBatchNorm2d.from_torch(torch_sync)
+    assert isinstance(copied, SyncBatchNorm2d) and copied.momentum is None
+    np.testing.assert_allclose(copied.running_var, torch_sync.running_var.numpy(), rtol=1e-6)
 
 
 def silent_rank_worker(rank, world_size):
