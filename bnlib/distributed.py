@@ -82,7 +82,7 @@ def _describe(values: np.ndarray) -> str:
 
 class SyncBatchNorm2d(BatchNorm2d):
     r"""Batch norm of a 4D input over the global batch of all ranks, as
-    ``torch.nn.SyncBatchNorm`` (whose own training mode needs GPUs).
+    ``torch.nn.SyncBatchNorm`` (whose training mode needs GPU or XPU tensors).
 
     .. math::
 
@@ -106,6 +106,19 @@ class SyncBatchNorm2d(BatchNorm2d):
     Every rank must make the same calls in the same order (forward, backward), with
     inputs of the same channel count and dtype; if they disagree, every rank raises.
     """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        # what backward() needs after a synchronized forward: x, the global μ and
+        # 1/√(σ² + ε), and the global count; None after a plain (BatchNorm2d) forward
+        self._sync_cache: tuple | None = None
 
     def __repr__(self) -> str:
         return "Sync" + super().__repr__()
@@ -186,7 +199,7 @@ class SyncBatchNorm2d(BatchNorm2d):
 
     def backward(self, dy) -> np.ndarray:
         """This rank's ∂L/∂x; ``grad_weight``, ``grad_bias``: this rank's share."""
-        cache = getattr(self, "_sync_cache", None)
+        cache = self._sync_cache
         if cache is None:
             return super().backward(dy)
         x, mean, invstd, count = cache
