@@ -25,14 +25,17 @@ mistakes, public and hidden trials), then add a :class:`Homework` to :data:`HOME
 ``make homework`` then builds its editions and its Gradescope zip, and ``make grade``
 grades its notebooks.
 
-Scoring (:func:`score`), per part, from the cases run (public and hidden):
+Scoring (:func:`score`), per part:
 
-    credit = points × (cases whose values are right, or wrong by a diagnosed mistake) / cases
+    credit = points × (hidden cases whose values are right, or wrong by a diagnosed
+                       mistake) / hidden cases
              − Σ deductions[mistake] over the diagnosed mistakes
              − deductions[DTYPE] if any output had the wrong dtype
              − deductions[IN_PLACE] if any input was changed in place,
 
-floored at 0. So a function that is right but for one diagnosed mistake loses that
+floored at 0. Diagnoses, dtype and in-place changes are judged on every case, public and
+hidden; the share of cases right counts the hidden ones only, as outputs copied for the
+public cases are worth nothing (and flagged). So a function that is right but for one diagnosed mistake loses that
 mistake's points, whatever number of cases the mistake shows in; wrong values that no
 classic mistake explains, raises, wrong shapes and time-outs lose their cases' share.
 
@@ -76,6 +79,7 @@ class PartScore:
     reason: str = ""  # when nothing could be graded: missing, never returned, ...
     report: str = ""  # the check's report, as a student reads it
     diagnoses: list[dict] = field(default_factory=list)
+    public_only: bool = False  # right on the public cases, wrong on all hidden: copied?
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -90,7 +94,7 @@ def assess_part(
 ) -> PartScore:
     """The default assessor: :func:`bnlib.check.assess`, then :func:`score`."""
     result = check.assess(part.check, trials, returned)
-    return score(part, result, points, deductions)
+    return score(part, result, points, deductions, public=len(part.check.public()))
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,21 @@ class Homework:
 
 
 def score(
-    part: Part, result: check.CheckResult, points: float, deductions: Mapping[str, float]
+    part: Part,
+    result: check.CheckResult,
+    points: float,
+    deductions: Mapping[str, float],
+    public: int = 0,
 ) -> PartScore:
-    """Points for one part from its check result, by the rubric (module docstring)."""
-    total = len(result.cases)
-    right = sum(c.values_ok or c.explained for c in result.cases)
+    """Points for one part from its check result, by the rubric (module docstring).
+
+    The share of cases right counts the hidden cases only (those after the first
+    ``public``): the public ones are known in advance, so outputs copied for them earn
+    nothing. Diagnoses, dtype and in-place changes come from every case."""
+    counted = result.cases[public:] or result.cases
+    total = len(counted)
+    right = sum(c.values_ok or c.explained for c in counted)
+    public_right = all(c.values_ok for c in result.cases[:public])
     out = PartScore(
         part.name,
         part.function,
@@ -138,6 +152,9 @@ def score(
     )
     if total == 0 or right == 0:
         out.reason = result.summary or "no case gave the right values"
+        if public and public_right:
+            out.reason = "right on the public cases only, wrong on every hidden one"
+            out.public_only = True
         return out
     credit = points * right / total
     if right < total:
@@ -145,7 +162,7 @@ def score(
             {
                 "key": "cases",
                 "points": round(points - credit, 2),
-                "message": f"{total - right} of {total} cases wrong, unexplained",
+                "message": f"{total - right} of {total} hidden cases wrong, unexplained",
             }
         )
     for d in result.diagnoses:

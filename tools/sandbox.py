@@ -209,6 +209,14 @@ def _limit(work_uid: int | None, limits: Limits, become: bool = False):
     return apply
 
 
+def _world_usable(path: str) -> bool:
+    """Every directory above ``path`` can be crossed, and it read, by any user."""
+    real = Path(os.path.realpath(path))
+    return bool(real.stat().st_mode & 0o005 == 0o005) and all(
+        p.stat().st_mode & 0o001 for p in real.parents
+    )
+
+
 def _kill_leftovers(pid: int, work_uid: int | None) -> None:
     """Without a PID namespace: the session, and (as root) every process of the slot's uid."""
     import signal
@@ -283,6 +291,8 @@ def run(
                 os.chown(scratch, work_uid, work_uid)
             spec["cwd"], spec["uid"] = str(scratch), None
             python = os.path.join(os.path.realpath(sys.prefix), "bin", "python")
+            if work_uid is not None and not _world_usable(python):
+                return Run(error=f"{os.path.realpath(python)} is not usable by another user")
             cmd = [python, "-s", str(RUNNER), str(job)]
             env = {**ENV, "HOME": str(scratch), "PYTHONPATH": str(ROOT)}
             env["MPLCONFIGDIR"] = env["IPYTHONDIR"] = str(scratch)
