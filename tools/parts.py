@@ -35,9 +35,10 @@ Scoring (:func:`score`), per part:
 
 floored at 0. Diagnoses, dtype and in-place changes are judged on every case, public and
 hidden; the share of cases right counts the hidden ones only, as outputs copied for the
-public cases are worth nothing (and flagged). So a function that is right but for one diagnosed mistake loses that
-mistake's points, whatever number of cases the mistake shows in; wrong values that no
-classic mistake explains, raises, wrong shapes and time-outs lose their cases' share.
+public cases are worth nothing (and flagged). So a function that is right but for one
+diagnosed mistake loses that mistake's points, whatever number of cases the mistake shows
+in; wrong values that no classic mistake explains, raises, wrong shapes and time-outs lose
+their cases' share.
 
 The rubric is configurable without editing code: ``tools/grade.py --rubric FILE`` reads a
 TOML file such as::
