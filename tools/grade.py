@@ -370,7 +370,7 @@ def grade_notebook(
             result.reason = f"{part.function} is not defined (after running every cell)"
         else:
             result = part.assess(part, trials[part.name], returned, max_points, deductions)
-            if status in ("timeout", "crashed") and not result.reason:
+            if status in ("timeout", "crashed") and result.points == 0:
                 result.reason = why
         report["parts"][part.name] = result.to_dict()
         if result.public_only:
