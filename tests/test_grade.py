@@ -26,7 +26,10 @@ import jupytext
 import nbformat
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bnlib import check
 from tools import grade, gradescope, homework, sandbox
 from tools import parts as registry
 
@@ -34,9 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 HW = registry.HOMEWORKS["05_homework"]
 LIMITS = sandbox.Limits(total=90, cell=10, part=3)  # importing torch takes seconds
 TOKEN = f"bnbook-survivor-{os.getpid()}"
-
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap missing")
-
 
 # --------------------------------------------------------------------------------------
 # Building crafted submissions
@@ -601,3 +601,85 @@ def test_gradescope_results_hide_flags_from_students(graded):
     results = gradescope.results(graded["reports"]["torch.ipynb"])
     flags = [t for t in results["tests"] if t["name"].startswith("for the instructor")]
     assert flags[0]["visibility"] == "hidden" and flags[0]["output"] == "calls torch"
+
+
+# --------------------------------------------------------------------------------------
+# The pieces, without a sandbox
+# --------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=2, max_size=2, unique=True))
+def test_ids_never_collide(paths):
+    assert grade.submission_id(paths[0]) != grade.submission_id(paths[1])
+
+
+def test_ids_are_readable():
+    assert grade.submission_id("alice/05_homework.ipynb") == "alice%2F05_homework"
+    assert grade.submission_id("alice%2F05_homework.ipynb") == "alice%252F05_homework"
+    assert grade.submission_id("韩梅梅.ipynb") == "韩梅梅"
+    assert grade.submission_id("../x.ipynb") == "%2E.%2Fx"
+
+
+def test_what_comes_back_is_parsed_as_data_only():
+    good = io.BytesIO()
+    np.save(good, np.arange(3.0))
+    blob = good.getvalue()
+    assert np.array_equal(sandbox.load_array(blob, 1 << 20), np.arange(3.0))
+    objects = io.BytesIO()
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for bad in (objects.getvalue(), blob[:-8], blob.replace(b"(3,)", b"(9999999999,)")):
+        with pytest.raises(ValueError):
+            sandbox.load_array(bad, 1 << 20)
+    frame = sandbox.MAGIC + b"\x05\x00\x00\x00\x00\x00\x00\x00" + b'{"a":'
+    assert list(sandbox.frames(frame)) == []  # truncated: nothing
+    assert list(sandbox.frames(b"garbage" * 100)) == []
+    assert sandbox.text("a\x1b[31mred\x00") == "a [31mred "
+
+
+def test_flags_read_the_code():
+    assert grade.flags(["import bnlib.check\nbnlib.check.forward(f)"]) == []
+    assert grade.flags(["import bnlib\ny = bnlib.batch_norm(x)"]) == ["calls bnlib"]
+    assert grade.flags(["from bnlib.check import reference_forward"]) == ["calls bnlib"]
+    assert grade.flags(["import numpy as np\nnp.all = lambda *a: True"]) == ["patches a module"]
+    assert grade.flags(["%timeit f()\nexec('1')"]) == ["dynamic code"]
+
+
+def test_the_rubric_is_configurable(tmp_path):
+    rubric_file = tmp_path / "rubric.toml"
+    rubric_file.write_text(
+        "[05_homework.running_stats]\npoints = 3\ndeductions = { keras_momentum = 2 }\n"
+    )
+    rubric = registry.load_rubric(rubric_file)
+    part = HW.parts[2]
+    points, deductions = registry.rubric_for(part, HW, rubric)
+    assert points == 3 and deductions["keras_momentum"] == 2 and deductions["dtype"] == 0.25
+
+    def keras(running_mean, running_var, x, momentum):
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=1)
+        return (momentum * running_mean + (1 - momentum) * mean,
+                momentum * running_var + (1 - momentum) * var)  # fmt: skip
+
+    trials = registry.draw_trials(part, np.random.default_rng(0))
+    returned = [check.call(keras, t, part.check.outputs) for t in trials]
+    assert part.assess(part, trials, returned, points, deductions).points == 1
+    rubric_file.write_text("[05_homework.nonsense]\npoints = 1\n")
+    with pytest.raises(SystemExit, match="no part 'nonsense'"):
+        registry.load_rubric(rubric_file)
+
+
+def test_hidden_cases_are_fresh_and_keep_the_edge_cases():
+    first = check.hidden_cases(np.random.default_rng(1))
+    second = check.hidden_cases(np.random.default_rng(2))
+    assert [c.seed for c in first] != [c.seed for c in second]
+    shapes = [c.shape for c in first]
+    assert any(n == 1 and h * w > 1 for n, _, h, w in shapes)
+    assert any(h * w == 1 for _, _, h, w in shapes)
+    assert {np.dtype(c.dtype) for c in first} == {np.dtype("float32"), np.dtype("float64")}
+    assert max(c.eps for c in first) >= 0.3
+    assert all(abs(c.momentum - 0.5) > 0.05 for c in first)  # Keras's way is PyTorch's there
+
+
+def test_missing_bubblewrap_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install -y bubblewrap"):
+        sandbox.check_available()
