@@ -69,6 +69,7 @@ class Run:
     returned: dict[str, list[Returned]] = field(default_factory=dict)  # part -> per trial
     parts: dict[str, str] = field(default_factory=dict)  # part -> done|timeout|crashed|missing
     finished: bool = False  # the runner got to its end
+    cpu: float | None = None  # CPU seconds the submission used, when the runner said
     timed_out: bool = False  # killed at the total time limit
     overflow: bool = False  # sent back more than the limit
     error: str = ""  # the sandbox itself failed (bwrap missing, ...)
@@ -445,6 +446,8 @@ def parse(data: bytes, trials: dict[str, list[Trial]]) -> Run:
             result.returned[header["part"]][k] = returned(header, blobs, items[k])
         elif kind == "end":
             result.finished = True
+        elif kind == "cpu" and isinstance(header.get("seconds"), (int, float)):
+            result.cpu = float(header["seconds"])
     return result
 
 
