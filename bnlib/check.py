@@ -463,8 +463,9 @@ def describe_exception(exc: BaseException) -> str:
 def as_outputs(out, names: tuple[str, ...]):
     """The function's return value as a list of arrays, or (None, what is wrong).
 
-    Only exact ``np.ndarray``s of numbers count: no lists, tensors, subclasses or objects
-    that pretend to be arrays (``__array__``, ``__eq__``)."""
+    Only exact ``np.ndarray``s of numbers (and plain Python or NumPy numbers, as 0-d arrays)
+    count: no lists, tensors, subclasses or objects that pretend to be arrays (``__array__``,
+    ``__eq__``)."""
     n_outputs = len(names)
     if n_outputs == 1:
         out = (out,)
@@ -480,6 +481,8 @@ def as_outputs(out, names: tuple[str, ...]):
             return None, f"{name} is None (a missing `return`?); expected a NumPy array"
         if hasattr(value, "detach") and hasattr(value, "numpy"):
             return None, f"{name} is a torch tensor; return a NumPy array (use .numpy())"
+        if type(value) in (int, float) or isinstance(value, np.generic):
+            value = np.asarray(value)  # a plain number counts as a 0-d array
         if type(value) is not np.ndarray:
             return None, f"{name} is a {type(value).__name__}; expected a NumPy array"
         if value.dtype.kind not in "biuf":
@@ -535,10 +538,7 @@ def assess(check: Check, trials: list[Trial], returned: list[Returned]) -> Check
         triples = zip(check.outputs, back.outputs, expected, strict=True)
         for k, (name, got, exp) in enumerate(triples):
             if got.shape != exp.shape:
-                problems.append(
-                    f"{name} has shape {got.shape}; expected {exp.shape}"
-                    + (" (one value per channel)" if exp.ndim == 1 else " (the shape of x)")
-                )
+                problems.append(f"{name} has shape {got.shape}; expected {exp.shape}")
                 values_ok = False
                 continue
             if not close(got, exp, coarser(got.dtype, exp.dtype)):
