@@ -460,12 +460,15 @@ def describe_exception(exc: BaseException) -> str:
     return text
 
 
+NUMBER_TYPES = (int, float, np.int32, np.int64, np.float32, np.float64)  # exact types only
+
+
 def as_outputs(out, names: tuple[str, ...]):
     """The function's return value as a list of arrays, or (None, what is wrong).
 
-    Only exact ``np.ndarray``s of numbers (and plain Python or NumPy numbers, as 0-d arrays)
-    count: no lists, tensors, subclasses or objects that pretend to be arrays (``__array__``,
-    ``__eq__``)."""
+    Only exact ``np.ndarray``s of numbers count: no lists, tensors, subclasses or objects
+    that pretend to be arrays (``__array__``, ``__eq__``). A plain Python ``int`` or
+    ``float``, or a NumPy number, counts as a 0-d array."""
     n_outputs = len(names)
     if n_outputs == 1:
         out = (out,)
@@ -477,12 +480,12 @@ def as_outputs(out, names: tuple[str, ...]):
         return None, f"returned {len(out)} values; expected {n_outputs}: {', '.join(names)}"
     outputs = []
     for name, value in zip(names, out, strict=True):
+        if type(value) in NUMBER_TYPES:
+            value = np.asarray(value)  # a plain number (a count, say): a 0-d array
         if value is None:
             return None, f"{name} is None (a missing `return`?); expected a NumPy array"
         if hasattr(value, "detach") and hasattr(value, "numpy"):
             return None, f"{name} is a torch tensor; return a NumPy array (use .numpy())"
-        if type(value) in (int, float) or isinstance(value, np.generic):
-            value = np.asarray(value)  # a plain number counts as a 0-d array
         if type(value) is not np.ndarray:
             return None, f"{name} is a {type(value).__name__}; expected a NumPy array"
         if value.dtype.kind not in "biuf":
