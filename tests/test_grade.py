@@ -371,6 +371,11 @@ def score(graded, name: str) -> float:
 # --------------------------------------------------------------------------------------
 
 
+def test_hidden_cases_are_drawn_afresh_for_every_submission(graded):
+    seeds = [r["seed"] for r in graded["reports"].values() if "seed" in r]
+    assert len(seeds) > 20 and len(set(seeds)) == len(seeds)
+
+
 def test_honest_work_scores_full_marks(graded):
     report = graded["reports"]["honest.ipynb"]
     assert report["status"] == "graded" and report["score"] == report["max_score"] == 10
@@ -732,3 +737,8 @@ def test_another_homework_plugs_in(tmp_path):
     part = report["parts"]["scale"]
     assert report["max_score"] == 2 and part["points"] == 0.5
     assert [d["key"] for d in part["deductions"]] == ["forgot_k"]
+    # the report's seed draws the same hidden cases again: a disputed grade can be re-run
+    again = grade.grade_notebook(
+        path, "toy.ipynb", {}, LIMITS, homework=homework_toy, seed=report["seed"]
+    )
+    assert again["parts"] == report["parts"]
