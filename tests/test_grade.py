@@ -116,6 +116,10 @@ class Liar(np.ndarray):
 def bn_forward(x, gamma, beta, eps):
     return np.zeros_like(x).view(Liar)
 """
+FORWARD_HUGE = """
+def bn_forward(x, gamma, beta, eps):
+    return np.zeros(3 * 10**7)  # 240 MB
+"""
 FORWARD_EXIT = """
 def bn_forward(x, gamma, beta, eps):
     import os
@@ -338,6 +342,8 @@ def graded(tmp_path_factory):
         "in_place.ipynb": replace_function(solutions, "bn_forward", FORWARD_IN_PLACE),
         "hang.ipynb": replace_function(solutions, "bn_backward", BACKWARD_HANG),
         "exit.ipynb": replace_function(solutions, "bn_forward", FORWARD_EXIT),
+        "huge_return.ipynb": replace_function(solutions, "bn_forward", FORWARD_HUGE),
+        "memory_hog.ipynb": with_cell(solutions, "hog = bytearray(16 * 2**30)", at=3),
         "torch.ipynb": replace_function(solutions, "bn_forward", FORWARD_TORCH),
         "alice/05_homework.ipynb": solutions,
         "alice__05_homework.ipynb": student,
@@ -427,6 +433,8 @@ def test_dtype_and_in_place_are_deductions_of_their_own(graded, name, expected, 
         ("nan.ipynb", "forward"),
         ("hang.ipynb", "backward"),  # a function that never returns: that part only
         ("exit.ipynb", "forward"),  # os._exit() inside the graded function
+        ("huge_return.ipynb", "forward"),  # 240 MB returned, per case: refused, not sent
+        ("memory_hog.ipynb", None),  # 16 GB asked for: MemoryError, its cell skipped
     ],
 )
 def test_a_failure_costs_only_its_own_part(graded, name, lost):

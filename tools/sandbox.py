@@ -261,7 +261,8 @@ def write_job(
                     kinds.append("number")
                     numbers[str(i)] = arg.item() if isinstance(arg, np.generic) else arg
             specs.append({"kinds": kinds, "numbers": numbers})
-        spec_parts.append({**part, "timeout": limits.part, "trials": specs})
+        max_bytes = limits.output_mb * 2**20 // (4 * max(1, len(specs)))
+        spec_parts.append({**part, "timeout": limits.part, "trials": specs, "max_bytes": max_bytes})
     spec = {"cells": cells, "cell_timeout": limits.cell, "parts": spec_parts, "cwd": "/scratch"}
     (job / "job.json").write_text(json.dumps(spec))
 
