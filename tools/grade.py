@@ -419,7 +419,11 @@ def feedback(report: dict) -> str:
         )
     lines.append("")
     if report["cells"]:
-        lines += ["Cells that did not run to the end (each was skipped; the rest ran):", ""]
+        lines += [
+            "Cells that did not run to the end (an error, a time-out or a crash; the cells "
+            "after them still ran):",
+            "",
+        ]
         for cell in report["cells"]:
             detail = f": {cell['detail']}" if cell["detail"] else ""
             lines.append(
