@@ -676,9 +676,14 @@ def test_the_rubric_is_configurable(tmp_path):
     trials = registry.draw_trials(part, np.random.default_rng(0))
     returned = [check.call(keras, t, part.check.outputs) for t in trials]
     assert part.assess(part, trials, returned, points, deductions).points == 1
-    rubric_file.write_text("[05_homework.nonsense]\npoints = 1\n")
-    with pytest.raises(SystemExit, match="no part 'nonsense'"):
-        registry.load_rubric(rubric_file)
+    for text, message in [
+        ("[05_homework.nonsense]\npoints = 1\n", "no part 'nonsense'"),
+        ("[05_homework.forward]\ndeductions = { eps_outsde = 1 }\n", "'eps_outsde'"),
+        ("[05_homework.forward]\npoints = -1\n", "a number ≥ 0"),
+    ]:
+        rubric_file.write_text(text)
+        with pytest.raises(SystemExit, match=message):
+            registry.load_rubric(rubric_file)
 
 
 def test_hidden_cases_are_fresh_and_keep_the_edge_cases():
@@ -749,3 +754,15 @@ def test_another_homework_plugs_in(tmp_path):
         path, "toy.ipynb", {}, LIMITS, homework=homework_toy, seed=report["seed"]
     )
     assert again["parts"] == report["parts"]
+
+
+@pytest.mark.parametrize("hw", registry.HOMEWORKS.values(), ids=lambda hw: hw.name)
+def test_every_registered_part_has_a_consistent_rubric(hw):
+    """Each deduction names one of the part's mistakes (a typo would never apply), and each
+    mistake costs less than the part is worth."""
+    for part in hw.parts:
+        keys = {m.key for m in part.check.mistakes}
+        assert set(part.deductions) <= keys | {registry.DTYPE, registry.IN_PLACE}, part.name
+        assert keys <= set(part.deductions), (part.name, keys - set(part.deductions))
+        assert all(0 < v <= part.points for v in part.deductions.values()), part.name
+        assert len(part.check.hidden(np.random.default_rng(0))) >= 4, part.name

@@ -195,10 +195,27 @@ def load_rubric(path: Path | None) -> dict:
         homework = HOMEWORKS.get(hw_name)
         if homework is None:
             raise SystemExit(f"rubric {path}: no homework {hw_name!r} (have {list(HOMEWORKS)})")
-        names = {p.name for p in homework.parts}
-        for part_name in parts:
-            if part_name not in names:
-                raise SystemExit(f"rubric {path}: {hw_name} has no part {part_name!r} ({names})")
+        by_name = {p.name: p for p in homework.parts}
+        for part_name, entry in parts.items():
+            part = by_name.get(part_name)
+            if part is None:
+                raise SystemExit(
+                    f"rubric {path}: {hw_name} has no part {part_name!r} (have {sorted(by_name)})"
+                )
+            unknown = set(entry) - {"points", "deductions"}
+            points = entry.get("points", part.points)
+            if unknown or not isinstance(points, (int, float)) or points < 0:
+                raise SystemExit(
+                    f"rubric {path}: [{hw_name}.{part_name}] takes points = a number ≥ 0 and "
+                    f"deductions = {{ key = points }}; got {entry}"
+                )
+            keys = {m.key for m in part.check.mistakes} | {DTYPE, IN_PLACE, UNKNOWN}
+            bad = set(entry.get("deductions", {})) - keys
+            if bad:
+                raise SystemExit(
+                    f"rubric {path}: [{hw_name}.{part_name}] deductions {sorted(bad)} are not "
+                    f"mistakes of this part; its keys: {sorted(keys)}"
+                )
     return rubric
 
 
