@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bnlib import norms
 from bnlib.functional import batch_norm, batch_norm_backward, batch_stats, update_running_stats
 
 __all__ = ["CheckResult", "backward", "forward", "running_stats"]
@@ -340,6 +341,7 @@ class CheckResult:
     diagnoses: list[Diagnosis] = field(default_factory=list)
     summary: str = ""  # one line when something happened on every case (e.g. a raise)
     values_wrong: bool = False  # some output had the right shape and dtype but wrong values
+    passed_note: str = ""  # what the battery covered, said on a pass (default: CASES')
 
     @property
     def passed(self) -> bool:
@@ -361,10 +363,11 @@ class CheckResult:
         total = len(self.cases)
         if self.passed:
             eps = sorted({case.eps for case in CASES})
-            return (
-                f"bnlib.check.{self.name}: passed all {total} cases.\n(Shapes with N = 1 "
-                f"and 1×1 spatial, float32 and float64, ε from {eps[0]:g} to {eps[-1]:g}.)"
+            note = self.passed_note or (
+                f"Shapes with N = 1 and 1×1 spatial, float32 and float64, ε from {eps[0]:g} "
+                f"to {eps[-1]:g}."
             )
+            return f"bnlib.check.{self.name}: passed all {total} cases.\n({note})"
         lines = [f"bnlib.check.{self.name}: FAILED, {self.cases_passed} of {total} cases passed."]
         if self.summary:
             lines += ["", self.summary]
@@ -465,11 +468,14 @@ def run_check(
     mistakes: tuple[Mistake, ...],
     may_modify: tuple[str, ...] = (),
     with_momentum: bool = False,
+    cases: tuple = CASES,
+    passed_note: str = "",
 ) -> CheckResult:
     """Run ``fn`` on every case, compare with the reference, and diagnose failures.
 
     ``call(data, case)`` returns the positional arguments for ``fn``; ``variant(args,
-    **options)`` computes a wrong reference for a mistake's options.
+    **options)`` computes a wrong reference for a mistake's options. ``cases`` have a
+    ``data()``, a ``describe(with_momentum)`` and a ``dtype`` (the battery: :data:`CASES`).
     """
     if not callable(fn):
         problem = f"expected your function, got a {type(fn).__name__} (pass the function itself)"
@@ -478,7 +484,7 @@ def run_check(
     wrong: dict[int, list[int]] = {k: [] for k in range(len(names))}  # output -> case indices
     got_by_case: dict[int, list[np.ndarray]] = {}
     raised: list[str] = []
-    for index, case in enumerate(CASES):
+    for index, case in enumerate(cases):
         data = case.data()
         args = call(data, case)
         originals = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
@@ -527,15 +533,15 @@ def run_check(
         got_by_case[index] = outputs
         results.append(CaseResult(label, not problems, problems))
 
-    result = CheckResult(name, results)
-    if raised and len(raised) == len(CASES) and len(set(raised)) == 1:
+    result = CheckResult(name, results, passed_note=passed_note)
+    if raised and len(raised) == len(cases) and len(set(raised)) == 1:
         if raised[0].startswith("NotImplementedError"):
             result.summary = "Not implemented yet: your function raises NotImplementedError."
         else:
             result.summary = f"Your function raised on every case: {raised[0]}"
     if any(wrong.values()):
         result.values_wrong = True
-        result.diagnoses = diagnose(names, wrong, got_by_case, call, variant, mistakes)
+        result.diagnoses = diagnose(names, wrong, got_by_case, call, variant, mistakes, cases)
     return result
 
 
@@ -546,7 +552,7 @@ ARG_NAMES = {
 }
 
 
-def diagnose(names, wrong, got_by_case, call, variant, mistakes) -> list[Diagnosis]:
+def diagnose(names, wrong, got_by_case, call, variant, mistakes, cases=CASES) -> list[Diagnosis]:
     """For each wrong output, the mistakes that reproduce it on every case where it is wrong:
     single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1). A mistake
     that explains several outputs is reported once, naming them."""
@@ -563,7 +569,7 @@ def diagnose(names, wrong, got_by_case, call, variant, mistakes) -> list[Diagnos
     def wrong_reference(combo, index):
         key = tuple(m.key for m in combo)
         if (key, index) not in cache:
-            case = CASES[index]
+            case = cases[index]
             options = {k: v for m in combo for k, v in m.options.items()}
             cache[key, index] = variant(*call(case.data(), case), **options)
         return cache[key, index]
@@ -577,7 +583,7 @@ def diagnose(names, wrong, got_by_case, call, variant, mistakes) -> list[Diagnos
                 combo
                 for combo in combos
                 if all(
-                    close(got_by_case[i][k], wrong_reference(combo, i)[k], CASES[i].dtype, 10.0)
+                    close(got_by_case[i][k], wrong_reference(combo, i)[k], cases[i].dtype, 10.0)
                     for i in indices
                 )
             ]
@@ -645,4 +651,203 @@ def running_stats(fn: Callable) -> CheckResult:
         RUNNING_MISTAKES,
         may_modify=("running_mean", "running_var"),
         with_momentum=True,
+    )
+
+
+# ======================================================================================
+# Homework 2 (chapters/09_homework_2.md): group norm, merging shard statistics, folding.
+# Each check has its own battery (public cases, and hidden_*_cases(seed) for fresh draws),
+# wrong references for its classic mistakes, and the reference it compares with.
+# ======================================================================================
+
+ARG_NAMES.update(
+    {
+        "group_norm": ("x", "num_groups", "gamma", "beta", "eps"),
+        "merge_stats": ("count_a", "mean_a", "m2_a", "count_b", "mean_b", "m2_b"),
+        "fold_bn": ("conv_w", "conv_b", "running_mean", "running_var", "eps", "gamma", "beta"),
+    }
+)
+
+
+# --------------------------------------------------------------------------------------
+# Group norm: fn(x, num_groups, gamma, beta, eps) -> y
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupNormCase:
+    """``x`` of shape ``(N, C, H, W)`` in ``groups`` groups, dtype, ε and seed."""
+
+    shape: tuple[int, int, int, int]
+    groups: int
+    dtype: type
+    eps: float = 1e-5
+    seed: int = 0
+
+    def describe(self, with_momentum: bool = False) -> str:
+        return (
+            f"x of shape {self.shape}, num_groups={self.groups}, "
+            f"{np.dtype(self.dtype).name}, eps={self.eps:g}"
+        )
+
+    def data(self) -> dict:
+        """Seeded inputs: every sample and channel with its own mean, every channel with its
+        own spread, so that statistics over the wrong values give different numbers."""
+        rng = np.random.default_rng(self.seed)
+        n, c, h, w = self.shape
+        loc = rng.uniform(-2.0, 2.0, size=(1, c, 1, 1)) + rng.uniform(-1.0, 1.0, (n, 1, 1, 1))
+        scale = rng.uniform(0.5, 2.0, size=(1, c, 1, 1))
+        x = loc + scale * rng.standard_normal(self.shape)
+        return {
+            "x": x.astype(self.dtype),
+            "gamma": rng.uniform(0.5, 2.0, size=c).astype(self.dtype),
+            "beta": rng.standard_normal(c).astype(self.dtype),
+        }
+
+
+# Every group pools at least 2 values, so that the N−1 variance stays finite.
+GROUP_NORM_CASES = (
+    GroupNormCase((4, 6, 3, 3), 3, np.float64, 1e-5, seed=11),
+    GroupNormCase((4, 6, 3, 3), 2, np.float32, 1e-5, seed=12),
+    GroupNormCase((1, 4, 2, 3), 2, np.float64, 1e-5, seed=13),  # N = 1
+    GroupNormCase((8, 6, 1, 1), 3, np.float64, 1e-5, seed=14),  # 1×1 maps
+    GroupNormCase((2, 4, 3, 3), 4, np.float32, 1e-3, seed=15),  # G = C: instance norm
+    GroupNormCase((3, 6, 2, 2), 1, np.float64, 0.5, seed=16),  # G = 1, large ε
+    GroupNormCase((2, 8, 2, 3), 4, np.float32, 1.0, seed=17),  # large ε, float32
+)
+
+
+def hidden_group_norm_cases(seed: int) -> tuple[GroupNormCase, ...]:
+    """Fresh random cases, one per public case and with its edge: N = 1, 1×1 maps, one
+    group, C groups, float32 and float64, large ε."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for template in GROUP_NORM_CASES:
+        n, c, h, w = template.shape
+        groups = 1 if template.groups == 1 else int(rng.integers(2, 5))
+        per_group = 1 if template.groups == c else int(rng.integers(2, 4))
+        h, w = (1, 1) if h * w == 1 else (int(rng.integers(2, 5)), int(rng.integers(1, 5)))
+        n = 1 if n == 1 else int(rng.integers(2, 6))
+        shape = (n, groups * per_group, h, w)
+        seed_k = int(rng.integers(2**31))
+        cases.append(GroupNormCase(shape, groups, template.dtype, template.eps, seed=seed_k))
+    return tuple(cases)
+
+
+GROUP_NORM_MISTAKES = (
+    Mistake(
+        "gn_batch_axes",
+        "statistics over batch norm's axes: one mean and variance per channel, pooled over "
+        "the batch and space. Group norm never pools the batch: each sample n and group g "
+        "has its own μ and σ², over the group's C/G channels and H, W.",
+        {"pooling": "batch"},
+    ),
+    Mistake(
+        "gn_instance_axes",
+        "statistics per sample and channel, over H and W only: instance norm (group norm "
+        "with num_groups = C). Pool the C/G channels of a group together: "
+        "x.reshape(N, G, -1), then reduce over the last axis.",
+        {"pooling": "instance"},
+    ),
+    Mistake(
+        "gn_layer_axes",
+        "statistics per sample over all the channels: layer norm (group norm with "
+        "num_groups = 1). Each group of C/G channels has its own μ and σ².",
+        {"pooling": "layer"},
+    ),
+    Mistake(
+        "gn_interleaved_groups",
+        "the groups are interleaved: channel c went to group c % G, as "
+        "x.reshape(N, C // G, G, H, W) puts it. A group is C/G consecutive channels (group g "
+        "holds channels g·C/G to (g + 1)·C/G − 1): x.reshape(N, G, C // G, H, W), the group "
+        "axis before the channels within a group.",
+        {"pooling": "interleaved"},
+    ),
+    Mistake(
+        "gn_unbiased_variance",
+        "the unbiased variance (÷ (m − 1), with m = (C/G)·H·W values per group) normalizes. "
+        "Group norm, like batch norm, uses the biased variance (÷ m): np.var's default ddof=0.",
+        {"ddof": 1},
+    ),
+    Mistake(
+        "gn_eps_outside_sqrt",
+        "ε is outside the square root: you divide by √σ² + ε; group norm divides by "
+        "√(σ² + ε). Add ε to the variance, then take the square root.",
+        {"eps_outside": True},
+    ),
+    Mistake(
+        "gn_affine_per_group",
+        "γ and β are applied per group: every channel of group g gets gamma[g] and beta[g]. "
+        "They hold one value per channel: channel c gets gamma[c] and beta[c] (apply them "
+        "after reshaping back to (N, C, H, W), with gamma.reshape(1, C, 1, 1)).",
+        {"affine": "group"},
+    ),
+    Mistake(
+        "gn_no_affine",
+        "γ and β are not applied: after normalizing, y = γ·x̂ + β, one γ and β per channel.",
+        {"affine": "none"},
+    ),
+)
+
+
+def group_norm_variant(
+    x, num_groups, gamma, beta, eps, *, pooling="groups", ddof=0, eps_outside=False,
+    affine="channel",
+) -> np.ndarray:  # fmt: skip
+    """Group norm with chosen mistakes, in float64, returned in ``x``'s dtype.
+
+    ``pooling``: which values share a (μ, σ²): "groups" (right), "interleaved" (channel c
+    in group c % G), "instance", "layer" or "batch". ``affine``: "channel" (right),
+    "group" (gamma[g] for every channel of group g) or "none".
+    """
+    n, c = x.shape[:2]
+    values = x.astype(np.float64).reshape(n, c, -1)  # (N, C, H·W)
+    group_of = {
+        "groups": np.arange(c) // (c // num_groups),
+        "interleaved": np.arange(c) % num_groups,
+        "instance": np.arange(c),
+        "layer": np.zeros(c, int),
+        "batch": np.arange(c),
+    }[pooling]
+    axes = (0, 1, 2) if pooling == "batch" else (1, 2)
+    mean, var = np.empty((n, c, 1)), np.empty((n, c, 1))
+    for g in np.unique(group_of):
+        members = values[:, group_of == g]
+        m = members.size // (1 if pooling == "batch" else n)
+        mu = members.mean(axis=axes, keepdims=True)
+        mean[:, group_of == g] = mu
+        var[:, group_of == g] = ((members - mu) ** 2).sum(axis=axes, keepdims=True) / (m - ddof)
+    with np.errstate(all="ignore"):
+        denom = np.sqrt(var) + eps if eps_outside else np.sqrt(var + eps)
+        y = (values - mean) / denom
+    if affine != "none":
+        index = np.arange(c) // (c // num_groups) if affine == "group" else np.arange(c)
+        y = y * gamma[index].reshape(1, c, 1) + beta[index].reshape(1, c, 1)
+    return y.reshape(x.shape).astype(x.dtype)
+
+
+def reference_group_norm(x, num_groups, gamma, beta, eps):
+    return (norms.group_norm(x, num_groups, gamma, beta, eps),)
+
+
+def group_norm(fn: Callable, cases: tuple = GROUP_NORM_CASES) -> CheckResult:
+    r"""Check ``fn(x, num_groups, gamma, beta, eps) -> y``, group norm of ``(N, C, H, W)``.
+
+    Group g holds the C/G consecutive channels g·C/G, ..., (g + 1)·C/G − 1; for each sample
+    n and group g, μ and the biased σ² pool those channels over H and W:
+    y[n, c] = γ_c·(x[n, c] − μ[n, g(c)])/√(σ²[n, g(c)] + ε) + β_c.
+    """
+    return run_check(
+        "group_norm",
+        fn,
+        ("y",),
+        lambda d, c: (d["x"], c.groups, d["gamma"], d["beta"], c.eps),
+        reference_group_norm,
+        lambda x, g, gamma, beta, eps, **o: (group_norm_variant(x, g, gamma, beta, eps, **o),),
+        GROUP_NORM_MISTAKES,
+        cases=cases,
+        passed_note=(
+            "N = 1, 1×1 maps, one group (layer norm's statistics) and C groups (instance "
+            "norm), float32 and float64, ε up to 1."
+        ),
     )
