@@ -13,6 +13,18 @@ wrong type, shape or dtype, gets a report saying so; the checker itself never ra
   new_var)``, PyTorch's convention: ``new = (1 − momentum)·running + momentum·batch``, with
   the *unbiased* batch variance for ``running_var``.
 
+The second homework's checks (each with a battery of its own, ``*_CASES``, and
+``hidden_*_cases(seed)`` for fresh random draws):
+
+- :func:`group_norm`: ``fn(x, num_groups, gamma, beta, eps) -> y``, group norm of an
+  ``(N, C, H, W)`` array (reference: :func:`bnlib.norms.group_norm`);
+- :func:`merge_stats`: ``fn(count_a, mean_a, m2_a, count_b, mean_b, m2_b) -> (count, mean,
+  m2)``, Chan's exact merge of two shards' statistics (reference:
+  :func:`bnlib.stats.chan_merge`);
+- :func:`fold_bn`: ``fn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta) ->
+  (weight, bias)``, eval-mode batch norm folded into the convolution before it (reference:
+  :func:`bnlib.fold.fold_conv_bn`).
+
 When a function fails, each classic mistake is tried as a small wrong reference on the same
 cases; a mistake is diagnosed when it reproduces the student's output on every case the
 student got wrong (for example ε outside the square root, which a large-ε case exposes).
@@ -28,10 +40,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnlib import norms
+from bnlib import fold, norms, stats
 from bnlib.functional import batch_norm, batch_norm_backward, batch_stats, update_running_stats
 
-__all__ = ["CheckResult", "backward", "forward", "running_stats"]
+__all__ = [
+    "CheckResult",
+    "backward",
+    "fold_bn",
+    "forward",
+    "group_norm",
+    "merge_stats",
+    "running_stats",
+]
 
 # --------------------------------------------------------------------------------------
 # The battery of cases
@@ -849,5 +869,378 @@ def group_norm(fn: Callable, cases: tuple = GROUP_NORM_CASES) -> CheckResult:
         passed_note=(
             "N = 1, 1×1 maps, one group (layer norm's statistics) and C groups (instance "
             "norm), float32 and float64, ε up to 1."
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Merging per-shard statistics: fn(count_a, mean_a, m2_a, count_b, mean_b, m2_b)
+#   -> (count, mean, m2)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MergeCase:
+    """Two shards of ``count_a`` and ``count_b`` values per channel, ``channels`` channels."""
+
+    channels: int
+    count_a: int
+    count_b: int
+    dtype: type
+    seed: int = 0
+
+    def describe(self, with_momentum: bool = False) -> str:
+        return (
+            f"shards of {self.count_a} and {self.count_b} values, {self.channels} channel"
+            f"{'s' if self.channels > 1 else ''}, {np.dtype(self.dtype).name}"
+        )
+
+    def values(self) -> tuple[np.ndarray, np.ndarray]:
+        """The two shards' seeded values, float64 arrays ``(count_a, C)`` and ``(count_b, C)``;
+        their means differ by 1 to 4 per channel, so that the δ² term matters."""
+        rng = np.random.default_rng(self.seed)
+        c = self.channels
+        loc_a = rng.uniform(-2.0, 2.0, c)
+        loc_b = loc_a + rng.choice([-1.0, 1.0], c) * rng.uniform(1.0, 4.0, c)
+        return tuple(
+            loc + rng.uniform(0.5, 2.0, c) * rng.standard_normal((count, c))
+            for count, loc in ((self.count_a, loc_a), (self.count_b, loc_b))
+        )
+
+    def data(self) -> dict:
+        """Each shard's mean and M2 = Σ(x − mean)² per channel, computed in float64 and
+        rounded to the dtype; an empty shard has mean 0 and M2 0."""
+        data = {}
+        for shard, values in zip("ab", self.values(), strict=True):
+            mean = values.mean(axis=0) if len(values) else np.zeros(self.channels)
+            data[f"mean_{shard}"] = mean.astype(self.dtype)
+            data[f"m2_{shard}"] = ((values - mean) ** 2).sum(axis=0).astype(self.dtype)
+        return data
+
+
+MERGE_CASES = (
+    MergeCase(3, 12, 30, np.float64, seed=21),
+    MergeCase(3, 12, 30, np.float32, seed=22),
+    MergeCase(4, 1, 20, np.float64, seed=23),  # a shard of one value: its M2 is 0
+    MergeCase(2, 50, 50, np.float32, seed=24),  # equal shards
+    MergeCase(1, 7, 200, np.float64, seed=25),  # one channel, very unequal shards
+    MergeCase(3, 0, 16, np.float64, seed=26),  # an empty shard
+    MergeCase(2, 64, 9, np.float32, seed=27),
+)
+
+
+def hidden_merge_cases(seed: int) -> tuple[MergeCase, ...]:
+    """Fresh random cases, one per public case and with its edge: a shard of one value,
+    equal shards, an empty shard, one channel, float32 and float64."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for t in MERGE_CASES:
+        channels = 1 if t.channels == 1 else int(rng.integers(2, 6))
+        count_a = t.count_a if t.count_a in (0, 1) else int(rng.integers(2, 80))
+        count_b = count_a if t.count_b == t.count_a else int(rng.integers(2, 200))
+        if count_b == count_a and t.count_b != t.count_a:
+            count_b += 1
+        cases.append(MergeCase(channels, count_a, count_b, t.dtype, int(rng.integers(2**31))))
+    return tuple(cases)
+
+
+MERGE_MISTAKES = (
+    Mistake(
+        "merge_unweighted_mean",
+        "the means are averaged without their counts: (mean_a + mean_b)/2 is the mean of the "
+        "union only when the shards are equal. Weight each by its count: mean = mean_a + "
+        "δ·n_b/n, with δ = mean_b − mean_a and n = n_a + n_b.",
+        {"mean": "unweighted"},
+    ),
+    Mistake(
+        "merge_swapped_weights",
+        "each mean is weighted by the other shard's count: (n_b·mean_a + n_a·mean_b)/n. The "
+        "larger shard weighs more: mean = (n_a·mean_a + n_b·mean_b)/n = mean_a + δ·n_b/n.",
+        {"mean": "swapped"},
+    ),
+    Mistake(
+        "merge_no_delta_term",
+        "M2 is m2_a + m2_b: that misses the spread between the shards' means. Each shard's M2 "
+        "is around its own mean, not the union's: M2 = m2_a + m2_b + δ²·n_a·n_b/n.",
+        {"m2": "no_delta"},
+    ),
+    Mistake(
+        "merge_inputs_as_variances",
+        "m2_a and m2_b are used as variances (multiplied by their counts): they already are "
+        "sums of squares, M2 = Σ(x − mean)² = n·σ². M2 = m2_a + m2_b + δ²·n_a·n_b/n.",
+        {"m2": "inputs_as_variances"},
+    ),
+    Mistake(
+        "merge_returns_variance",
+        "the third output is the merged variance M2/n: return M2 itself, the sum of squares "
+        "Σ(x − mean)² (divide by n only when you need the variance).",
+        {"returns": "variance"},
+    ),
+    Mistake(
+        "merge_delta_over_n_minus_1",
+        "the δ² term divides by the wrong count: δ²·n_a·n_b/(n − 1). M2 is a plain sum of "
+        "squares; it is exact with δ²·n_a·n_b/n.",
+        {"m2": "n_minus_1"},
+    ),
+    Mistake(
+        "merge_delta_over_n_squared",
+        "the δ² term divides by the wrong count: δ²·n_a·n_b/n² is the variance's version of the "
+        "term (for σ² = M2/n). For M2 it is δ²·n_a·n_b/n.",
+        {"m2": "n_squared"},
+    ),
+)
+
+
+def merge_variant(
+    count_a, mean_a, m2_a, count_b, mean_b, m2_b, *, mean="weighted", m2="chan",
+    returns="m2",
+) -> tuple:  # fmt: skip
+    """Chan's merge with chosen mistakes, in float64, means and M2 in ``mean_a``'s dtype."""
+    dtype = mean_a.dtype
+    mean_a, m2_a = mean_a.astype(np.float64), m2_a.astype(np.float64)
+    mean_b, m2_b = mean_b.astype(np.float64), m2_b.astype(np.float64)
+    n = count_a + count_b
+    delta = mean_b - mean_a
+    merged_mean = {
+        "weighted": mean_a + delta * count_b / n,
+        "unweighted": (mean_a + mean_b) / 2,
+        "swapped": (count_b * mean_a + count_a * mean_b) / n,
+    }[mean]
+    term = delta**2 * count_a * count_b
+    with np.errstate(all="ignore"):
+        merged_m2 = {
+            "chan": m2_a + m2_b + term / n,
+            "no_delta": m2_a + m2_b,
+            "inputs_as_variances": count_a * m2_a + count_b * m2_b + term / n,
+            "n_minus_1": m2_a + m2_b + term / (n - 1),
+            "n_squared": m2_a + m2_b + term / n**2,
+        }[m2]
+    if returns == "variance":
+        merged_m2 = merged_m2 / n
+    return np.asarray(n, np.float64), merged_mean.astype(dtype), merged_m2.astype(dtype)
+
+
+def reference_merge_stats(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
+    count, mean, m2 = stats.chan_merge(count_a, mean_a, m2_a, count_b, mean_b, m2_b)
+    return np.asarray(count, np.float64), mean, m2
+
+
+def _count_as_float(fn: Callable) -> Callable:
+    """``fn`` with its returned count, an int or an array of one repeated count, made a
+    0-d float64 array, so that an int, a NumPy integer and a float all compare."""
+
+    def merged(*args):
+        out = fn(*args)
+        if isinstance(out, (tuple, list)) and len(out) == 3:
+            count = np.asarray(out[0]) if not isinstance(out[0], np.ndarray) else out[0]
+            if count.dtype.kind in "iuf" and count.size and np.all(count == count.flat[0]):
+                out = (np.asarray(count.flat[0], np.float64), *out[1:])
+        return out
+
+    return merged
+
+
+def merge_stats(fn: Callable, cases: tuple = MERGE_CASES) -> CheckResult:
+    r"""Check ``fn(count_a, mean_a, m2_a, count_b, mean_b, m2_b) -> (count, mean, m2)``.
+
+    Chan's exact merge of two shards' statistics, per channel (means and M2 of shape
+    ``(C,)``, counts ints, M2 = Σ(x − mean)²): n = n_a + n_b, δ = mean_b − mean_a,
+    mean = mean_a + δ·n_b/n, M2 = m2_a + m2_b + δ²·n_a·n_b/n.
+    """
+    if not callable(fn):
+        return run_check("merge_stats", fn, (), None, None, None, ())
+    return run_check(
+        "merge_stats",
+        _count_as_float(fn),
+        ("count", "mean", "m2"),
+        lambda d, c: (c.count_a, d["mean_a"], d["m2_a"], c.count_b, d["mean_b"], d["m2_b"]),
+        reference_merge_stats,
+        merge_variant,
+        MERGE_MISTAKES,
+        cases=cases,
+        passed_note=(
+            "A shard of one value, an empty shard, equal and very unequal shards, one channel, "
+            "float32 and float64."
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Folding batch norm into a convolution:
+#   fn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta) -> (weight, bias)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FoldCase:
+    """A convolution weight of ``shape`` (C_out, C_in, kH, kW), with or without its bias."""
+
+    shape: tuple[int, int, int, int]
+    dtype: type
+    eps: float = 1e-5
+    conv_bias: bool = True
+    seed: int = 0
+
+    def describe(self, with_momentum: bool = False) -> str:
+        bias = "" if self.conv_bias else ", conv_b=None"
+        return f"conv_w of shape {self.shape}, {np.dtype(self.dtype).name}, eps={self.eps:g}{bias}"
+
+    def data(self) -> dict:
+        """Seeded weights and running statistics (some variances small, so that ε shows)."""
+        rng = np.random.default_rng(self.seed)
+        c_out = self.shape[0]
+        values = {
+            "conv_w": 0.5 * rng.standard_normal(self.shape),
+            "conv_b": rng.standard_normal(c_out) if self.conv_bias else None,
+            "running_mean": rng.uniform(-2.0, 2.0, c_out),
+            "running_var": rng.choice([0.01, 1.0], c_out) * rng.uniform(0.5, 2.0, c_out),
+            "gamma": rng.uniform(0.5, 2.0, c_out),
+            "beta": rng.standard_normal(c_out),
+        }
+        return {k: None if v is None else v.astype(self.dtype) for k, v in values.items()}
+
+
+FOLD_CASES = (
+    FoldCase((4, 4, 3, 3), np.float64, 1e-5, True, seed=31),
+    FoldCase((4, 4, 3, 3), np.float32, 1e-5, True, seed=32),
+    FoldCase((8, 3, 3, 3), np.float64, 1e-5, True, seed=33),  # C_out ≠ C_in
+    FoldCase((6, 6, 1, 1), np.float64, 1e-3, False, seed=34),  # 1×1 conv without bias
+    FoldCase((3, 3, 5, 5), np.float64, 0.5, True, seed=35),  # large ε
+    FoldCase((5, 2, 3, 3), np.float32, 1.0, False, seed=36),  # large ε, no bias, float32
+    FoldCase((4, 1, 3, 3), np.float64, 1e-5, True, seed=37),  # depthwise: C_in / groups = 1
+)
+
+
+def hidden_fold_cases(seed: int) -> tuple[FoldCase, ...]:
+    """Fresh random cases, one per public case and with its edge: square and non-square
+    weights, 1×1 and depthwise kernels, no conv bias, float32 and float64, large ε."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for t in FOLD_CASES:
+        c_out, c_in, kh, kw = t.shape
+        new_out = int(rng.integers(2, 9))
+        new_in = {c_out: new_out, 1: 1}.get(c_in, int(rng.integers(2, 6)))
+        if new_in == new_out and c_in not in (c_out, 1):
+            new_in += 1
+        k = 1 if kh == 1 else int(rng.choice([3, 5]))
+        shape = (new_out, new_in, k, k)
+        cases.append(FoldCase(shape, t.dtype, t.eps, t.conv_bias, int(rng.integers(2**31))))
+    return tuple(cases)
+
+
+FOLD_MISTAKES = (
+    Mistake(
+        "fold_var_not_std",
+        "the scale divides by the variance: γ/(σ² + ε). Batch norm divides by the standard "
+        "deviation: s = γ/√(σ² + ε).",
+        {"sqrt": False},
+    ),
+    Mistake(
+        "fold_no_eps",
+        "ε is missing: s = γ/√σ². Batch norm in eval mode divides by √(σ² + ε), with the "
+        "layer's own ε; a small running variance (or a large ε) shows the difference.",
+        {"eps_at": "none"},
+    ),
+    Mistake(
+        "fold_eps_outside_sqrt",
+        "ε is outside the square root: s = γ/(√σ² + ε). It is s = γ/√(σ² + ε).",
+        {"eps_at": "outside"},
+    ),
+    Mistake(
+        "fold_conv_bias_dropped",
+        "the folded bias drops the convolution's own bias: β − s·μ is right only for a "
+        "convolution without bias. b' = s·(b − μ) + β: the conv bias passes through BN too.",
+        {"bias": "no_conv_bias"},
+    ),
+    Mistake(
+        "fold_mean_not_subtracted",
+        "the folded bias forgets the running mean: s·b + β. Batch norm subtracts μ before "
+        "scaling: b' = s·(b − μ) + β.",
+        {"bias": "no_mean"},
+    ),
+    Mistake(
+        "fold_conv_bias_not_scaled",
+        "the convolution's bias is not scaled: b + β − s·μ. The bias is part of the conv's "
+        "output, which BN scales: b' = s·(b − μ) + β.",
+        {"bias": "conv_bias_unscaled"},
+    ),
+    Mistake(
+        "fold_bias_not_folded",
+        "the bias is returned unchanged (the conv's own bias): batch norm's shift must be "
+        "folded into it too, b' = s·(b − μ) + β (with b = 0 when conv_b is None).",
+        {"bias": "unchanged"},
+    ),
+    Mistake(
+        "fold_weight_wrong_axis",
+        "the weight is scaled along its input channels (axis 1): batch norm scales the "
+        "conv's output channels, the weight's axis 0: W' = W·s.reshape(-1, 1, 1, 1).",
+        {"axis": 1},
+    ),
+)
+
+
+def fold_variant(
+    conv_w, conv_b, running_mean, running_var, eps, gamma, beta, *, sqrt=True,
+    eps_at="inside", bias="folded", axis=0,
+) -> tuple:  # fmt: skip
+    """Folding with chosen mistakes, in float64, returned in ``conv_w``'s dtype.
+
+    ``eps_at``: "inside" √(σ² + ε) (right), "outside" √σ² + ε, or "none".
+    """
+    var = running_var.astype(np.float64)
+    mu = running_mean.astype(np.float64)
+    b = np.zeros_like(mu) if conv_b is None else conv_b.astype(np.float64)
+    with np.errstate(all="ignore"):
+        if not sqrt:
+            denom = var + (0.0 if eps_at == "none" else eps)
+        elif eps_at == "outside":
+            denom = np.sqrt(var) + eps
+        else:
+            denom = np.sqrt(var + (0.0 if eps_at == "none" else eps))
+        s = gamma.astype(np.float64) / denom
+    folded_bias = {
+        "folded": s * (b - mu) + beta,
+        "no_conv_bias": beta - s * mu,
+        "no_mean": s * b + beta,
+        "conv_bias_unscaled": b + beta - s * mu,
+        "unchanged": b,
+    }[bias]
+    shape = [1] * conv_w.ndim
+    shape[axis] = -1
+    weight = conv_w.astype(np.float64) * s.reshape(shape)
+    return weight.astype(conv_w.dtype), folded_bias.astype(conv_w.dtype)
+
+
+def reference_fold_bn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta):
+    return fold.fold_conv_bn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta)
+
+
+def fold_bn(fn: Callable, cases: tuple = FOLD_CASES) -> CheckResult:
+    r"""Check ``fn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta) -> (weight,
+    bias)``: an eval-mode batch norm folded into the convolution before it.
+
+    With s = γ/√(σ² + ε) per output channel: W' = s·W along axis 0 (the output channels),
+    b' = s·(b − μ) + β, where ``conv_b`` may be None (no bias: b = 0).
+    """
+    return run_check(
+        "fold_bn",
+        fn,
+        ("weight", "bias"),
+        lambda d, c: (
+            d["conv_w"],
+            d["conv_b"],
+            d["running_mean"],
+            d["running_var"],
+            c.eps,
+            d["gamma"],
+            d["beta"],
+        ),  # fmt: skip
+        reference_fold_bn,
+        fold_variant,
+        FOLD_MISTAKES,
+        cases=cases,
+        passed_note=(
+            "Square and non-square weights, 1×1 and depthwise kernels, convolutions without "
+            "bias, float32 and float64, ε up to 1."
         ),
     )
