@@ -442,6 +442,12 @@ def test_several_mistakes_in_one_submission_are_each_named():
     def merge_two(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
         return count_a + count_b, (mean_a + mean_b) / 2, m2_a + m2_b
 
+    result = check.fold_bn(fold_with(scale=lambda g, v, e: g / v))  # γ/σ²: no √, no ε
+    assert {d.key: d.outputs for d in result.diagnoses} == {
+        "fold_var_not_std": ["weight", "bias"],
+        "fold_no_eps": ["weight", "bias"],
+    }, str(result)
+
     result = check.merge_stats(merge_two)
     assert {d.key: d.outputs for d in result.diagnoses} == {
         "merge_unweighted_mean": ["mean"],
