@@ -866,10 +866,7 @@ def group_norm(fn: Callable, cases: tuple = GROUP_NORM_CASES) -> CheckResult:
         lambda x, g, gamma, beta, eps, **o: (group_norm_variant(x, g, gamma, beta, eps, **o),),
         GROUP_NORM_MISTAKES,
         cases=cases,
-        passed_note=(
-            "N = 1, 1×1 maps, one group (layer norm's statistics) and C groups (instance "
-            "norm), float32 and float64, ε up to 1."
-        ),
+        passed_note="N = 1, 1×1 maps, 1 group and C groups, float32 and float64, ε up to 1.",
     )
 
 
@@ -930,16 +927,21 @@ MERGE_CASES = (
 
 
 def hidden_merge_cases(seed: int) -> tuple[MergeCase, ...]:
-    """Fresh random cases, one per public case and with its edge: a shard of one value,
-    equal shards, an empty shard, one channel, float32 and float64."""
+    """Fresh random cases, one per public case and with its edge: an empty shard, a shard
+    of one value, equal shards, very unequal ones (20 times or more), one channel, float32
+    and float64."""
     rng = np.random.default_rng(seed)
     cases = []
     for t in MERGE_CASES:
         channels = 1 if t.channels == 1 else int(rng.integers(2, 6))
-        count_a = t.count_a if t.count_a in (0, 1) else int(rng.integers(2, 80))
-        count_b = count_a if t.count_b == t.count_a else int(rng.integers(2, 200))
-        if count_b == count_a and t.count_b != t.count_a:
-            count_b += 1
+        count_a = t.count_a if t.count_a < 2 else int(rng.integers(2, 80))
+        if t.count_b == t.count_a:
+            count_b = count_a
+        elif t.count_b >= 20 * max(t.count_a, 1):
+            count_b = max(count_a, 1) * int(rng.integers(20, 40))
+        else:
+            count_b = int(rng.integers(2, 200))
+            count_b += count_b == count_a  # unequal, as in the template
         cases.append(MergeCase(channels, count_a, count_b, t.dtype, int(rng.integers(2**31))))
     return tuple(cases)
 
@@ -1058,10 +1060,7 @@ def merge_stats(fn: Callable, cases: tuple = MERGE_CASES) -> CheckResult:
         merge_variant,
         MERGE_MISTAKES,
         cases=cases,
-        passed_note=(
-            "A shard of one value, an empty shard, equal and very unequal shards, one channel, "
-            "float32 and float64."
-        ),
+        passed_note="Empty and one-value shards, equal and unequal ones, float32 and float64.",
     )
 
 
@@ -1239,8 +1238,5 @@ def fold_bn(fn: Callable, cases: tuple = FOLD_CASES) -> CheckResult:
         fold_variant,
         FOLD_MISTAKES,
         cases=cases,
-        passed_note=(
-            "Square and non-square weights, 1×1 and depthwise kernels, convolutions without "
-            "bias, float32 and float64, ε up to 1."
-        ),
+        passed_note="No conv bias, 1×1 and depthwise kernels, float32 and float64, ε up to 1.",
     )

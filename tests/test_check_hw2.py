@@ -334,6 +334,8 @@ def test_hidden_cases_are_fresh_draws_that_keep_the_edges(battery, hidden):
             assert (case.channels == 1) == (template.channels == 1)
             if template.count_a < 2:  # an empty shard, a shard of one value
                 assert case.count_a == template.count_a
+            very_unequal = template.count_b >= 20 * max(template.count_a, 1)
+            assert (case.count_b >= 20 * max(case.count_a, 1)) == very_unequal
             assert (case.count_a == case.count_b) == (template.count_a == template.count_b)
         else:
             assert case.conv_bias == template.conv_bias and case.eps == template.eps
