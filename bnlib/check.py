@@ -13,8 +13,12 @@ wrong type, shape or dtype, gets a report saying so; the checker itself never ra
   new_var)``, PyTorch's convention: ``new = (1 − momentum)·running + momentum·batch``, with
   the *unbiased* batch variance for ``running_var``.
 
-The second homework's checks (each with a battery of its own, ``*_CASES``, and
-``hidden_*_cases(seed)`` for fresh random draws):
+When a function fails, each classic mistake is tried as a small wrong reference on the same
+cases; a mistake is diagnosed when it reproduces the student's output on every case the
+student got wrong (for example ε outside the square root, which a large-ε case exposes).
+
+The second homework's checks (chapters/09_homework_2.md), each a :class:`Check` with a
+battery of its own (``*_CASES``, and ``hidden_*_cases(rng)`` for fresh draws):
 
 - :func:`group_norm`: ``fn(x, num_groups, gamma, beta, eps) -> y``, group norm of an
   ``(N, C, H, W)`` array (reference: :func:`bnlib.norms.group_norm`);
@@ -25,9 +29,13 @@ The second homework's checks (each with a battery of its own, ``*_CASES``, and
   (weight, bias)``, eval-mode batch norm folded into the convolution before it (reference:
   :func:`bnlib.fold.fold_conv_bn`).
 
-When a function fails, each classic mistake is tried as a small wrong reference on the same
-cases; a mistake is diagnosed when it reproduces the student's output on every case the
-student got wrong (for example ε outside the square root, which a large-ε case exposes).
+The engine is generic, so that other homework plugs in: a :class:`Check` names a
+function's arguments and outputs, its reference, its classic mistakes and two sources of
+:class:`Trial` inputs (``public()``, the fixed cases a check cell runs; ``hidden(rng)``,
+fresh draws for grading). :func:`call` runs a function on one trial and says what it
+:class:`Returned`; :func:`assess` compares what came back with the reference and diagnoses.
+A check cell does both in the student's kernel; the grader (``tools/grade.py``) makes the
+calls in a sandbox and runs :func:`assess` in its own process.
 """
 
 from __future__ import annotations
@@ -41,14 +49,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bnlib import fold, norms, stats
-from bnlib.functional import batch_norm, batch_norm_backward, batch_stats, update_running_stats
+from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
 
 __all__ = [
+    "CASES",
+    "Check",
     "CheckResult",
+    "Returned",
+    "Trial",
+    "assess",
     "backward",
+    "call",
     "fold_bn",
     "forward",
     "group_norm",
+    "hidden_cases",
     "merge_stats",
     "running_stats",
 ]
@@ -101,12 +116,49 @@ CASES = (
     Case((2, 3, 3, 3), np.float32, 1.0, 0.2, seed=7),  # large ε, float32
 )
 
+
+def coarser(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The less precise of two dtypes (for comparing values across a dtype slip)."""
+    return min(np.dtype(a), np.dtype(b), key=lambda d: d.itemsize if d.kind == "f" else 0)
+
+
+def hidden_cases(rng: np.random.Generator) -> list[Case]:
+    """Fresh cases for grading, drawn from ``rng``: the battery's edge cases (N = 1 with
+    H·W > 1, 1×1 maps, float32 and float64, large ε) with random sizes, ε, momentum and
+    data, so that outputs copied from the public cases are worth nothing."""
+
+    def side() -> int:
+        return int(rng.integers(2, 6))
+
+    def seed() -> int:
+        return int(rng.integers(2**62))
+
+    def momentum() -> float:
+        return float(rng.choice([rng.uniform(0.01, 0.4), rng.uniform(0.6, 0.95)]))
+
+    def large_eps() -> float:
+        return float(rng.uniform(0.3, 1.5))
+
+    c = lambda: int(rng.integers(1, 5))  # noqa: E731
+    return [
+        Case((int(rng.integers(2, 6)), c(), side(), side()), np.float64, 1e-5, momentum(), seed()),
+        Case((int(rng.integers(2, 6)), c(), side(), side()), np.float32, 1e-5, momentum(), seed()),
+        Case((1, c(), side(), side()), np.float64, 1e-5, momentum(), seed()),  # N = 1
+        Case((1, c(), side(), side()), np.float32, 1e-4, momentum(), seed()),  # N = 1
+        Case((int(rng.integers(4, 12)), c(), 1, 1), np.float64, 1e-5, momentum(), seed()),
+        Case((int(rng.integers(4, 12)), c(), 1, 1), np.float32, 1e-3, momentum(), seed()),
+        Case((3, c(), side(), side()), np.float64, large_eps(), momentum(), seed()),
+        Case((2, c(), side(), side()), np.float32, large_eps(), momentum(), seed()),
+    ]
+
+
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
 
 def close(got: np.ndarray, expected: np.ndarray, dtype, loosen: float = 1.0) -> bool:
-    """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails)."""
-    tol = loosen * TOLERANCE[np.dtype(dtype)]
+    """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails);
+    dtypes other than float32 and float64 get float16's 1e-2."""
+    tol = loosen * TOLERANCE.get(np.dtype(dtype), 1e-2)
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
     return bool(np.all(diff <= tol * scale))
@@ -323,10 +375,292 @@ def reference_backward(dy, x, gamma, eps):
 
 
 def reference_running_stats(running_mean, running_var, x, momentum):
+    """bnlib's training-mode ``batch_norm`` updates copies of the running arrays in place."""
     new_mean, new_var = running_mean.copy(), running_var.copy()
-    mean, var = batch_stats(x)
-    update_running_stats(new_mean, new_var, mean, var, x.size // x.shape[1], momentum)
+    batch_norm(x, new_mean, new_var, training=True, momentum=momentum)
     return new_mean, new_var
+
+
+# --------------------------------------------------------------------------------------
+# The generic engine: a Check, the Trials it runs, what the student's function Returned
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One call of the student's function: positional ``args`` (NumPy arrays and Python
+    numbers), a ``label`` for reports, and the ``dtype`` that sets the tolerance."""
+
+    label: str
+    args: tuple
+    dtype: np.dtype
+
+
+@dataclass
+class Returned:
+    """What one call gave back, as seen by whoever made the call.
+
+    ``outputs``: the returned arrays (one per output name), or None with ``problem`` saying
+    what was wrong instead (it raised, returned None, a list, a tensor, too few values...).
+    ``args_after``: the arguments as they were after the call (None where unknown), so that
+    an in-place modification of an input can be seen. ``raised``: the exception's text when
+    the call raised.
+    """
+
+    outputs: list[np.ndarray] | None = None
+    problem: str | None = None
+    args_after: list | None = None
+    raised: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check of one student function, independent of how the function gets called.
+
+    - ``name``: the report says ``bnlib.check.<name>``.
+    - ``arg_names``, ``outputs``: the function's positional arguments and returned arrays
+      (one name: the function returns that array; several: a tuple of them).
+    - ``reference(*args) -> tuple`` of the correct outputs (an independent implementation).
+    - ``mistakes`` and ``variant(*args, **mistake.options) -> tuple``: the classic mistakes,
+      each a wrong reference, for diagnoses.
+    - ``may_modify``: arguments the function may change in place.
+    - ``public() -> list[Trial]``: the fixed cases a check cell runs (students see them).
+    - ``hidden(rng) -> list[Trial]``: fresh random cases, drawn for every grading run, with
+      the same edge cases as the public ones.
+    """
+
+    name: str
+    arg_names: tuple[str, ...]
+    outputs: tuple[str, ...]
+    reference: Callable[..., tuple]
+    public: Callable[[], list[Trial]]
+    hidden: Callable[[np.random.Generator], list[Trial]]
+    variant: Callable[..., tuple] | None = None
+    mistakes: tuple[Mistake, ...] = ()
+    may_modify: tuple[str, ...] = ()
+    passed_note: str = ""  # added to the report of a pass (what the cases covered)
+
+    def __call__(self, fn: Callable) -> CheckResult:
+        """Run ``fn`` here, on the public cases, and report: the notebook's check cells."""
+        if not callable(fn):
+            problem = f"expected your function, got a {type(fn).__name__} (pass the function)"
+            return CheckResult(
+                self.name, [CaseResult("every case", False, [problem])], summary=problem
+            )
+        trials = self.public()
+        return assess(self, trials, [call(fn, t, self.outputs) for t in trials])
+
+
+def call(fn: Callable, trial: Trial, names: tuple[str, ...]) -> Returned:
+    """Call ``fn`` on copies of ``trial.args``; what it returned, or what went wrong."""
+    args = [a.copy() if isinstance(a, np.ndarray) else a for a in trial.args]
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn(*args)
+    except (Exception, SystemExit) as exc:  # the student's function may raise anything
+        text = describe_exception(exc)
+        return Returned(problem=f"your function raised {text}", raised=text, args_after=args)
+    outputs, problem = as_outputs(out, names)
+    return Returned(outputs=outputs, problem=problem, args_after=args)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``TypeError: message (line 7: `code`)``, pointing into the student's code."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    if frames:
+        last = frames[-1]
+        code = f": `{last.line.strip()}`" if last.line else ""
+        text += f" (in {last.name}, line {last.lineno}{code})"
+    return text
+
+
+def as_outputs(out, names: tuple[str, ...]):
+    """The function's return value as a list of arrays, or (None, what is wrong).
+
+    Only exact ``np.ndarray``s of numbers count: no lists, tensors, subclasses or objects
+    that pretend to be arrays (``__array__``, ``__eq__``). A plain Python ``int`` or
+    ``float``, or a NumPy number, counts as a 0-d array."""
+    n_outputs = len(names)
+    if n_outputs == 1:
+        out = (out,)
+    elif out is None:
+        return None, f"returned None; expected a tuple {tuple(names)} (a missing `return`?)"
+    elif type(out) not in (tuple, list):
+        return None, f"returned a {type(out).__name__}; expected a tuple of {n_outputs} arrays"
+    elif len(out) != n_outputs:
+        return None, f"returned {len(out)} values; expected {n_outputs}: {', '.join(names)}"
+    outputs = []
+    for name, value in zip(names, out, strict=True):
+        if type(value) in (int, float) or (
+            isinstance(value, np.generic) and value.dtype.kind in "iuf"
+        ):
+            value = np.asarray(value)  # a plain number (a count, say): a 0-d array
+        if value is None:
+            return None, f"{name} is None (a missing `return`?); expected a NumPy array"
+        if hasattr(value, "detach") and hasattr(value, "numpy"):
+            return None, f"{name} is a torch tensor; return a NumPy array (use .numpy())"
+        if type(value) is not np.ndarray:
+            return None, f"{name} is a {type(value).__name__}; expected a NumPy array"
+        if value.dtype.kind not in "biuf":
+            return None, f"{name} has dtype {value.dtype}; expected a floating-point array"
+        outputs.append(value)
+    return outputs, None
+
+
+def first_error(got: np.ndarray, expected: np.ndarray) -> str:
+    """Max abs error, where, and the two values there."""
+    got, expected = got.astype(np.float64), expected.astype(np.float64)
+    nonfinite = ~np.isfinite(got)
+    if nonfinite.any():
+        where = tuple(int(i) for i in np.argwhere(nonfinite)[0])
+        return (
+            f"{int(nonfinite.sum())} values are NaN or infinite, the first at index {where} "
+            f"(expected {expected[where]:.6g}): a division by zero or a √ of a negative?"
+        )
+    diff = np.abs(got - expected)
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    return (
+        f"max abs error {diff[where]:.3g} at index {where}: got {got[where]:.8g}, "
+        f"expected {expected[where]:.8g}"
+    )
+
+
+def assess(check: Check, trials: list[Trial], returned: list[Returned]) -> CheckResult:
+    """Compare what the function returned on each trial with the reference; diagnose.
+
+    Everything here is computed from ``trials`` (the caller's own inputs) and the returned
+    arrays: expected values come from ``check.reference`` on fresh copies of the inputs.
+    Per case: the values (compared at the tolerance of the less precise of the two dtypes,
+    so that a dtype slip is told apart from wrong numbers), the dtype, and whether an input
+    was changed in place are judged separately.
+    """
+    results: list[CaseResult] = []
+    wrong: dict[int, list[int]] = {k: [] for k in range(len(check.outputs))}
+    got_by_case: dict[int, list[np.ndarray]] = {}
+    raised: list[str] = []
+    for index, (trial, back) in enumerate(zip(trials, returned, strict=True)):
+        label = f"case {index + 1} ({trial.label})"
+        if back.raised is not None:
+            raised.append(back.raised)
+        if back.outputs is None:
+            problem = back.problem or "no result (it did not finish)"
+            results.append(CaseResult(label, False, [problem], values_ok=False))
+            continue
+        args = [a.copy() if isinstance(a, np.ndarray) else a for a in trial.args]
+        expected = check.reference(*args)
+        problems: list[str] = []
+        dtype_wrong: list[str] = []
+        values_ok = True
+        triples = zip(check.outputs, back.outputs, expected, strict=True)
+        for k, (name, got, exp) in enumerate(triples):
+            if got.shape != exp.shape:
+                problems.append(
+                    f"{name} has shape {got.shape}; expected {exp.shape}"
+                    + (" (one value per channel)" if exp.ndim == 1 else " (the shape of x)")
+                )
+                values_ok = False
+                continue
+            if not close(got, exp, coarser(got.dtype, exp.dtype)):
+                problems.append(f"{name} is wrong: {first_error(got, exp)}")
+                wrong[k].append(index)
+                values_ok = False
+            if got.dtype != exp.dtype:
+                dtype_wrong.append(name)
+                problems.append(
+                    f"{name} has dtype {got.dtype} for a {exp.dtype} input; keep the "
+                    f"input's dtype (e.g. compute in it, or .astype(x.dtype) at the end)"
+                )
+        modified = modified_inputs(check, trial, back)
+        if modified:
+            problems.append(
+                f"your function changed its input {', '.join(modified)} in place; compute "
+                "new arrays instead (e.g. x - mean, not x -= mean)"
+            )
+        got_by_case[index] = back.outputs
+        results.append(CaseResult(label, not problems, problems, values_ok, dtype_wrong, modified))
+
+    result = CheckResult(check.name, results, passed_note=check.passed_note)
+    if raised and len(raised) == len(trials) and len(set(raised)) == 1:
+        if raised[0].startswith("NotImplementedError"):
+            result.summary = "Not implemented yet: your function raises NotImplementedError."
+        else:
+            result.summary = f"Your function raised on every case: {raised[0]}"
+    if any(wrong.values()):
+        result.values_wrong = True
+        if check.variant is not None:
+            result.diagnoses = diagnose(check, trials, wrong, got_by_case)
+    for d in result.diagnoses:  # which failing cases a diagnosis explains
+        for i in d.cases:
+            results[i].explained = True
+    return result
+
+
+def modified_inputs(check: Check, trial: Trial, back: Returned) -> list[str]:
+    """Names of the array inputs that differ after the call (those allowed to, excepted)."""
+    if back.args_after is None:
+        return []
+    return [
+        name
+        for name, before, after in zip(check.arg_names, trial.args, back.args_after, strict=False)
+        if isinstance(before, np.ndarray)
+        and name not in check.may_modify
+        and after is not None
+        and not (
+            isinstance(after, np.ndarray)
+            and after.shape == before.shape
+            and np.array_equal(before, after, equal_nan=True)
+        )
+    ]
+
+
+def diagnose(check: Check, trials, wrong, got_by_case) -> list[Diagnosis]:
+    """For each wrong output, the mistakes that reproduce it on every case where it is wrong:
+    single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1). A mistake
+    that explains several outputs is reported once, naming them."""
+    mistakes = check.mistakes
+    candidates = [[(m,) for m in mistakes]]
+    candidates.append(
+        [
+            (a, b)
+            for a, b in itertools.combinations(mistakes, 2)
+            if not set(a.options) & set(b.options)
+        ]
+    )
+    cache: dict[tuple[tuple[str, ...], int], tuple] = {}
+
+    def wrong_reference(combo, index):
+        key = tuple(m.key for m in combo)
+        if (key, index) not in cache:
+            options = {k: v for m in combo for k, v in m.options.items()}
+            args = [a.copy() if isinstance(a, np.ndarray) else a for a in trials[index].args]
+            cache[key, index] = check.variant(*args, **options)
+        return cache[key, index]
+
+    found: dict[str, Diagnosis] = {}
+    for k, indices in wrong.items():
+        if not indices:
+            continue
+        for combos in candidates:
+            matched = [
+                combo
+                for combo in combos
+                if all(
+                    got_by_case[i][k].shape == wrong_reference(combo, i)[k].shape
+                    and close(got_by_case[i][k], wrong_reference(combo, i)[k], trials[i].dtype, 10)
+                    for i in indices
+                )
+            ]
+            for mistake in {m.key: m for combo in matched for m in combo}.values():
+                diagnosis = found.setdefault(
+                    mistake.key, Diagnosis(mistake.key, mistake.message, [])
+                )
+                diagnosis.outputs.append(check.outputs[k])
+                diagnosis.cases = sorted(set(diagnosis.cases) | set(indices))
+            if matched:
+                break
+    return list(found.values())
 
 
 # --------------------------------------------------------------------------------------
@@ -336,20 +670,29 @@ def reference_running_stats(running_mean, running_var, x, momentum):
 
 @dataclass
 class CaseResult:
-    """The outcome of one case: passed, or what was wrong with which output."""
+    """The outcome of one case: passed, or what was wrong with which output.
+
+    ``values_ok``: every output has the right shape and values (its dtype aside);
+    ``dtype_wrong``: outputs with another dtype than the reference's; ``modified``: inputs
+    changed in place; ``explained``: the wrong values match a diagnosed classic mistake."""
 
     case: str
     passed: bool
     problems: list[str] = field(default_factory=list)
+    values_ok: bool = True
+    dtype_wrong: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    explained: bool = False
 
 
 @dataclass
 class Diagnosis:
-    """A classic mistake that reproduces the student's wrong outputs."""
+    """A classic mistake that reproduces the student's wrong outputs (on ``cases``)."""
 
     key: str
     message: str
     outputs: list[str]
+    cases: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -360,8 +703,8 @@ class CheckResult:
     cases: list[CaseResult]
     diagnoses: list[Diagnosis] = field(default_factory=list)
     summary: str = ""  # one line when something happened on every case (e.g. a raise)
-    values_wrong: bool = False  # some output had the right shape and dtype but wrong values
-    passed_note: str = ""  # what the battery covered, said on a pass (default: CASES')
+    values_wrong: bool = False  # some output had the right shape but wrong values
+    passed_note: str = ""
 
     @property
     def passed(self) -> bool:
@@ -382,12 +725,8 @@ class CheckResult:
     def __str__(self) -> str:
         total = len(self.cases)
         if self.passed:
-            eps = sorted({case.eps for case in CASES})
-            note = self.passed_note or (
-                f"Shapes with N = 1 and 1×1 spatial, float32 and float64, ε from {eps[0]:g} "
-                f"to {eps[-1]:g}."
-            )
-            return f"bnlib.check.{self.name}: passed all {total} cases.\n({note})"
+            note = f"\n({self.passed_note})" if self.passed_note else ""
+            return f"bnlib.check.{self.name}: passed all {total} cases.{note}"
         lines = [f"bnlib.check.{self.name}: FAILED, {self.cases_passed} of {total} cases passed."]
         if self.summary:
             lines += ["", self.summary]
@@ -418,208 +757,85 @@ class CheckResult:
                 {"mistake": d.key, "outputs": d.outputs, "message": d.message}
                 for d in self.diagnoses
             ],
+            "cases": [
+                {
+                    "case": c.case,
+                    "passed": c.passed,
+                    "values_ok": c.values_ok,
+                    "dtype_wrong": c.dtype_wrong,
+                    "modified": c.modified,
+                    "explained": c.explained,
+                    "problems": c.problems,
+                }
+                for c in self.cases
+            ],
             "summary": self.summary,
             "report": str(self),
         }
 
 
 # --------------------------------------------------------------------------------------
-# The engine shared by the three checks
+# The three checks of the batch norm homework
 # --------------------------------------------------------------------------------------
 
 
-def describe_exception(exc: BaseException) -> str:
-    """``TypeError: message (line 7: `code`)``, pointing into the student's code."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
-    if frames:
-        last = frames[-1]
-        code = f": `{last.line.strip()}`" if last.line else ""
-        text += f" (in {last.name}, line {last.lineno}{code})"
-    return text
+def _trials(cases, call, with_momentum: bool = False) -> list[Trial]:
+    return [Trial(c.describe(with_momentum), call(c.data(), c), np.dtype(c.dtype)) for c in cases]
 
 
-def as_outputs(out, names: tuple[str, ...]) -> tuple[list | None, str | None]:
-    """The function's return value as a list of outputs, or a problem saying what is wrong."""
-    if len(names) == 1:
-        out = (out,)
-    elif out is None:
-        return None, f"returned None; expected a tuple {tuple(names)} (a missing `return`?)"
-    elif not isinstance(out, (tuple, list)):
-        return None, f"returned a {type(out).__name__}; expected a tuple of {len(names)} arrays"
-    elif len(out) != len(names):
-        return None, f"returned {len(out)} values; expected {len(names)}: {', '.join(names)}"
-    outputs = []
-    for name, value in zip(names, out, strict=True):
-        if value is None:
-            return None, f"{name} is None (a missing `return`?); expected a NumPy array"
-        if hasattr(value, "detach") and hasattr(value, "numpy"):
-            return None, f"{name} is a torch tensor; return a NumPy array (use .numpy())"
-        if not isinstance(value, np.ndarray):
-            return None, f"{name} is a {type(value).__name__}; expected a NumPy array"
-        outputs.append(value)
-    return outputs, None
-
-
-def first_error(got: np.ndarray, expected: np.ndarray) -> str:
-    """Max abs error, where, and the two values there."""
-    diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-    nonfinite = ~np.isfinite(got)
-    if nonfinite.any():
-        where = tuple(int(i) for i in np.argwhere(nonfinite)[0])
-        return (
-            f"{int(nonfinite.sum())} values are NaN or infinite, the first at index {where} "
-            f"(expected {expected[where]:.6g}): a division by zero or a √ of a negative?"
-        )
-    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+def _covered() -> str:
+    eps = sorted({case.eps for case in CASES})
     return (
-        f"max abs error {diff[where]:.3g} at index {where}: got {got[where]:.8g}, "
-        f"expected {expected[where]:.8g}"
+        f"Shapes with N = 1 and 1×1 spatial, float32 and float64, ε from {eps[0]:g} to {eps[-1]:g}."
     )
 
 
-def run_check(
-    name: str,
-    fn: Callable,
-    names: tuple[str, ...],
-    call: Callable[[dict, Case], tuple],
-    reference: Callable[[dict, Case], tuple],
-    variant: Callable[..., tuple],
-    mistakes: tuple[Mistake, ...],
-    may_modify: tuple[str, ...] = (),
-    with_momentum: bool = False,
-    cases: tuple = CASES,
-    passed_note: str = "",
-) -> CheckResult:
-    """Run ``fn`` on every case, compare with the reference, and diagnose failures.
-
-    ``call(data, case)`` returns the positional arguments for ``fn``; ``variant(args,
-    **options)`` computes a wrong reference for a mistake's options. ``cases`` have a
-    ``data()``, a ``describe(with_momentum)`` and a ``dtype`` (the battery: :data:`CASES`).
-    """
-    if not callable(fn):
-        problem = f"expected your function, got a {type(fn).__name__} (pass the function itself)"
-        return CheckResult(name, [CaseResult("every case", False, [problem])], summary=problem)
-    results: list[CaseResult] = []
-    wrong: dict[int, list[int]] = {k: [] for k in range(len(names))}  # output -> case indices
-    got_by_case: dict[int, list[np.ndarray]] = {}
-    raised: list[str] = []
-    for index, case in enumerate(cases):
-        data = case.data()
-        args = call(data, case)
-        originals = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-        label = f"case {index + 1} ({case.describe(with_momentum)})"
-        expected = reference(*args)
-        try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out = fn(*args)
-        except (Exception, SystemExit) as exc:  # the student's function may raise anything
-            text = describe_exception(exc)
-            raised.append(text)
-            results.append(CaseResult(label, False, [f"your function raised {text}"]))
-            continue
-        problems = []
-        outputs, problem = as_outputs(out, names)
-        if problem:
-            results.append(CaseResult(label, False, [problem]))
-            continue
-        for k, (output_name, got, exp) in enumerate(zip(names, outputs, expected, strict=True)):
-            if got.shape != exp.shape:
-                problems.append(
-                    f"{output_name} has shape {got.shape}; expected {exp.shape}"
-                    + (" (one value per channel)" if exp.ndim == 1 else " (the shape of x)")
-                )
-            elif got.dtype != exp.dtype:
-                problems.append(
-                    f"{output_name} has dtype {got.dtype} for a {exp.dtype} input; keep the "
-                    f"input's dtype (e.g. compute in it, or .astype(x.dtype) at the end)"
-                )
-            elif not close(got, exp, exp.dtype):
-                problems.append(f"{output_name} is wrong: {first_error(got, exp)}")
-                wrong[k].append(index)
-        modified = [
-            arg_name
-            for arg_name, before, after in zip(ARG_NAMES[name], originals, args, strict=True)
-            if isinstance(before, np.ndarray)
-            and arg_name not in may_modify
-            and not np.array_equal(before, after, equal_nan=True)
-        ]
-        if modified:
-            problems.append(
-                f"your function changed its input {', '.join(modified)} in place; compute "
-                "new arrays instead (e.g. x - mean, not x -= mean)"
-            )
-        got_by_case[index] = outputs
-        results.append(CaseResult(label, not problems, problems))
-
-    result = CheckResult(name, results, passed_note=passed_note)
-    if raised and len(raised) == len(cases) and len(set(raised)) == 1:
-        if raised[0].startswith("NotImplementedError"):
-            result.summary = "Not implemented yet: your function raises NotImplementedError."
-        else:
-            result.summary = f"Your function raised on every case: {raised[0]}"
-    if any(wrong.values()):
-        result.values_wrong = True
-        result.diagnoses = diagnose(names, wrong, got_by_case, call, variant, mistakes, cases)
-    return result
+def _forward_args(d, c):
+    return (d["x"], d["gamma"], d["beta"], c.eps)
 
 
-ARG_NAMES = {
-    "forward": ("x", "gamma", "beta", "eps"),
-    "backward": ("dy", "x", "gamma", "eps"),
-    "running_stats": ("running_mean", "running_var", "x", "momentum"),
-}
+def _backward_args(d, c):
+    return (d["dy"], d["x"], d["gamma"], c.eps)
 
 
-def diagnose(names, wrong, got_by_case, call, variant, mistakes, cases=CASES) -> list[Diagnosis]:
-    """For each wrong output, the mistakes that reproduce it on every case where it is wrong:
-    single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1). A mistake
-    that explains several outputs is reported once, naming them."""
-    candidates = [[(m,) for m in mistakes]]
-    candidates.append(
-        [
-            (a, b)
-            for a, b in itertools.combinations(mistakes, 2)
-            if not set(a.options) & set(b.options)
-        ]
-    )
-    cache: dict[tuple[tuple[str, ...], int], tuple] = {}
-
-    def wrong_reference(combo, index):
-        key = tuple(m.key for m in combo)
-        if (key, index) not in cache:
-            case = cases[index]
-            options = {k: v for m in combo for k, v in m.options.items()}
-            cache[key, index] = variant(*call(case.data(), case), **options)
-        return cache[key, index]
-
-    found: dict[str, Diagnosis] = {}
-    for k, indices in wrong.items():
-        if not indices:
-            continue
-        for combos in candidates:
-            matched = [
-                combo
-                for combo in combos
-                if all(
-                    close(got_by_case[i][k], wrong_reference(combo, i)[k], cases[i].dtype, 10.0)
-                    for i in indices
-                )
-            ]
-            for mistake in {m.key: m for combo in matched for m in combo}.values():
-                diagnosis = found.setdefault(
-                    mistake.key, Diagnosis(mistake.key, mistake.message, [])
-                )
-                diagnosis.outputs.append(names[k])
-            if matched:
-                break
-    return list(found.values())
+def _running_args(d, c):
+    return (d["running_mean"], d["running_var"], d["x"], c.momentum)
 
 
-# --------------------------------------------------------------------------------------
-# The three checks
-# --------------------------------------------------------------------------------------
+FORWARD = Check(
+    name="forward",
+    arg_names=("x", "gamma", "beta", "eps"),
+    outputs=("y",),
+    reference=reference_forward,
+    public=lambda: _trials(CASES, _forward_args),
+    hidden=lambda rng: _trials(hidden_cases(rng), _forward_args),
+    variant=lambda x, g, b, eps, **o: (forward_variant(x, g, b, eps, **o),),
+    mistakes=FORWARD_MISTAKES,
+    passed_note=_covered(),
+)
+BACKWARD = Check(
+    name="backward",
+    arg_names=("dy", "x", "gamma", "eps"),
+    outputs=("dx", "dgamma", "dbeta"),
+    reference=reference_backward,
+    public=lambda: _trials(CASES, _backward_args),
+    hidden=lambda rng: _trials(hidden_cases(rng), _backward_args),
+    variant=backward_variant,
+    mistakes=BACKWARD_MISTAKES,
+    passed_note=_covered(),
+)
+RUNNING_STATS = Check(
+    name="running_stats",
+    arg_names=("running_mean", "running_var", "x", "momentum"),
+    outputs=("new_mean", "new_var"),
+    reference=reference_running_stats,
+    public=lambda: _trials(CASES, _running_args, with_momentum=True),
+    hidden=lambda rng: _trials(hidden_cases(rng), _running_args, with_momentum=True),
+    variant=running_variant,
+    mistakes=RUNNING_MISTAKES,
+    may_modify=("running_mean", "running_var"),
+    passed_note=_covered(),
+)
 
 
 def forward(fn: Callable) -> CheckResult:
@@ -627,15 +843,7 @@ def forward(fn: Callable) -> CheckResult:
 
     y = γ·(x − μ)/√(σ² + ε) + β, with μ and the biased σ² per channel over axes (0, 2, 3).
     """
-    return run_check(
-        "forward",
-        fn,
-        ("y",),
-        lambda d, c: (d["x"], d["gamma"], d["beta"], c.eps),
-        reference_forward,
-        lambda x, g, b, eps, **o: (forward_variant(x, g, b, eps, **o),),
-        FORWARD_MISTAKES,
-    )
+    return FORWARD(fn)
 
 
 def backward(fn: Callable) -> CheckResult:
@@ -643,15 +851,7 @@ def backward(fn: Callable) -> CheckResult:
 
     dx = γ/(m·√(σ²+ε))·(m·dy − Σdy − x̂·Σ(dy·x̂)),  dγ = Σ dy·x̂,  dβ = Σ dy.
     """
-    return run_check(
-        "backward",
-        fn,
-        ("dx", "dgamma", "dbeta"),
-        lambda d, c: (d["dy"], d["x"], d["gamma"], c.eps),
-        reference_backward,
-        backward_variant,
-        BACKWARD_MISTAKES,
-    )
+    return BACKWARD(fn)
 
 
 def running_stats(fn: Callable) -> CheckResult:
@@ -661,32 +861,14 @@ def running_stats(fn: Callable) -> CheckResult:
     variance for ``running_var`` is the unbiased one, σ²·m/(m − 1), m = N·H·W. Updating the
     running arrays in place as well is allowed (PyTorch does); the returned arrays count.
     """
-    return run_check(
-        "running_stats",
-        fn,
-        ("new_mean", "new_var"),
-        lambda d, c: (d["running_mean"], d["running_var"], d["x"], c.momentum),
-        reference_running_stats,
-        running_variant,
-        RUNNING_MISTAKES,
-        may_modify=("running_mean", "running_var"),
-        with_momentum=True,
-    )
+    return RUNNING_STATS(fn)
 
 
 # ======================================================================================
 # Homework 2 (chapters/09_homework_2.md): group norm, merging shard statistics, folding.
-# Each check has its own battery (public cases, and hidden_*_cases(seed) for fresh draws),
+# Each is a Check: its own battery of public cases, hidden_*_cases(rng) for fresh draws,
 # wrong references for its classic mistakes, and the reference it compares with.
 # ======================================================================================
-
-ARG_NAMES.update(
-    {
-        "group_norm": ("x", "num_groups", "gamma", "beta", "eps"),
-        "merge_stats": ("count_a", "mean_a", "m2_a", "count_b", "mean_b", "m2_b"),
-        "fold_bn": ("conv_w", "conv_b", "running_mean", "running_var", "eps", "gamma", "beta"),
-    }
-)
 
 
 # --------------------------------------------------------------------------------------
@@ -737,10 +919,9 @@ GROUP_NORM_CASES = (
 )
 
 
-def hidden_group_norm_cases(seed: int) -> tuple[GroupNormCase, ...]:
+def hidden_group_norm_cases(rng: np.random.Generator) -> list[GroupNormCase]:
     """Fresh random cases, one per public case and with its edge: N = 1, 1×1 maps, one
     group, C groups, float32 and float64, large ε."""
-    rng = np.random.default_rng(seed)
     cases = []
     for template in GROUP_NORM_CASES:
         n, c, h, w = template.shape
@@ -751,7 +932,7 @@ def hidden_group_norm_cases(seed: int) -> tuple[GroupNormCase, ...]:
         shape = (n, groups * per_group, h, w)
         seed_k = int(rng.integers(2**31))
         cases.append(GroupNormCase(shape, groups, template.dtype, template.eps, seed=seed_k))
-    return tuple(cases)
+    return cases
 
 
 GROUP_NORM_MISTAKES = (
@@ -850,24 +1031,31 @@ def reference_group_norm(x, num_groups, gamma, beta, eps):
     return (norms.group_norm(x, num_groups, gamma, beta, eps),)
 
 
-def group_norm(fn: Callable, cases: tuple = GROUP_NORM_CASES) -> CheckResult:
+def _group_norm_args(d, c):
+    return (d["x"], c.groups, d["gamma"], d["beta"], c.eps)
+
+
+GROUP_NORM = Check(
+    name="group_norm",
+    arg_names=("x", "num_groups", "gamma", "beta", "eps"),
+    outputs=("y",),
+    reference=reference_group_norm,
+    public=lambda: _trials(GROUP_NORM_CASES, _group_norm_args),
+    hidden=lambda rng: _trials(hidden_group_norm_cases(rng), _group_norm_args),
+    variant=lambda x, g, gamma, beta, eps, **o: (group_norm_variant(x, g, gamma, beta, eps, **o),),
+    mistakes=GROUP_NORM_MISTAKES,
+    passed_note="N = 1, 1×1 maps, 1 group and C groups, float32 and float64, ε up to 1.",
+)
+
+
+def group_norm(fn: Callable) -> CheckResult:
     r"""Check ``fn(x, num_groups, gamma, beta, eps) -> y``, group norm of ``(N, C, H, W)``.
 
     Group g holds the C/G consecutive channels g·C/G, ..., (g + 1)·C/G − 1; for each sample
     n and group g, μ and the biased σ² pool those channels over H and W:
     y[n, c] = γ_c·(x[n, c] − μ[n, g(c)])/√(σ²[n, g(c)] + ε) + β_c.
     """
-    return run_check(
-        "group_norm",
-        fn,
-        ("y",),
-        lambda d, c: (d["x"], c.groups, d["gamma"], d["beta"], c.eps),
-        reference_group_norm,
-        lambda x, g, gamma, beta, eps, **o: (group_norm_variant(x, g, gamma, beta, eps, **o),),
-        GROUP_NORM_MISTAKES,
-        cases=cases,
-        passed_note="N = 1, 1×1 maps, 1 group and C groups, float32 and float64, ε up to 1.",
-    )
+    return GROUP_NORM(fn)
 
 
 # --------------------------------------------------------------------------------------
@@ -926,11 +1114,10 @@ MERGE_CASES = (
 )
 
 
-def hidden_merge_cases(seed: int) -> tuple[MergeCase, ...]:
+def hidden_merge_cases(rng: np.random.Generator) -> list[MergeCase]:
     """Fresh random cases, one per public case and with its edge: an empty shard, a shard
     of one value, equal shards, very unequal ones (20 times or more), one channel, float32
     and float64."""
-    rng = np.random.default_rng(seed)
     cases = []
     for t in MERGE_CASES:
         channels = 1 if t.channels == 1 else int(rng.integers(2, 6))
@@ -943,7 +1130,7 @@ def hidden_merge_cases(seed: int) -> tuple[MergeCase, ...]:
             count_b = int(rng.integers(2, 200))
             count_b += count_b == count_a  # unequal, as in the template
         cases.append(MergeCase(channels, count_a, count_b, t.dtype, int(rng.integers(2**31))))
-    return tuple(cases)
+    return cases
 
 
 MERGE_MISTAKES = (
@@ -1019,49 +1206,41 @@ def merge_variant(
         }[m2]
     if returns == "variance":
         merged_m2 = merged_m2 / n
-    return np.asarray(n, np.float64), merged_mean.astype(dtype), merged_m2.astype(dtype)
+    return np.asarray(n), merged_mean.astype(dtype), merged_m2.astype(dtype)
 
 
 def reference_merge_stats(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
+    """:func:`bnlib.stats.chan_merge`; the count as a 0-d integer array."""
     count, mean, m2 = stats.chan_merge(count_a, mean_a, m2_a, count_b, mean_b, m2_b)
-    return np.asarray(count, np.float64), mean, m2
+    return np.asarray(count), mean, m2
 
 
-def _count_as_float(fn: Callable) -> Callable:
-    """``fn`` with its returned count, an int or an array of one repeated count, made a
-    0-d float64 array, so that an int, a NumPy integer and a float all compare."""
-
-    def merged(*args):
-        out = fn(*args)
-        if isinstance(out, (tuple, list)) and len(out) == 3:
-            count = np.asarray(out[0]) if not isinstance(out[0], np.ndarray) else out[0]
-            if count.dtype.kind in "iuf" and count.size and np.all(count == count.flat[0]):
-                out = (np.asarray(count.flat[0], np.float64), *out[1:])
-        return out
-
-    return merged
+def _merge_args(d, c):
+    return (c.count_a, d["mean_a"], d["m2_a"], c.count_b, d["mean_b"], d["m2_b"])
 
 
-def merge_stats(fn: Callable, cases: tuple = MERGE_CASES) -> CheckResult:
+MERGE_STATS = Check(
+    name="merge_stats",
+    arg_names=("count_a", "mean_a", "m2_a", "count_b", "mean_b", "m2_b"),
+    outputs=("count", "mean", "m2"),
+    reference=reference_merge_stats,
+    public=lambda: _trials(MERGE_CASES, _merge_args),
+    hidden=lambda rng: _trials(hidden_merge_cases(rng), _merge_args),
+    variant=merge_variant,
+    mistakes=MERGE_MISTAKES,
+    passed_note="Empty and one-value shards, equal and unequal ones, float32 and float64.",
+)
+
+
+def merge_stats(fn: Callable) -> CheckResult:
     r"""Check ``fn(count_a, mean_a, m2_a, count_b, mean_b, m2_b) -> (count, mean, m2)``.
 
     Chan's exact merge of two shards' statistics, per channel (means and M2 of shape
     ``(C,)``, counts ints, M2 = Σ(x − mean)²): n = n_a + n_b, δ = mean_b − mean_a,
-    mean = mean_a + δ·n_b/n, M2 = m2_a + m2_b + δ²·n_a·n_b/n.
+    mean = mean_a + δ·n_b/n, M2 = m2_a + m2_b + δ²·n_a·n_b/n. The count may come back as
+    an int.
     """
-    if not callable(fn):
-        return run_check("merge_stats", fn, (), None, None, None, ())
-    return run_check(
-        "merge_stats",
-        _count_as_float(fn),
-        ("count", "mean", "m2"),
-        lambda d, c: (c.count_a, d["mean_a"], d["m2_a"], c.count_b, d["mean_b"], d["m2_b"]),
-        reference_merge_stats,
-        merge_variant,
-        MERGE_MISTAKES,
-        cases=cases,
-        passed_note="Empty and one-value shards, equal and unequal ones, float32 and float64.",
-    )
+    return MERGE_STATS(fn)
 
 
 # --------------------------------------------------------------------------------------
@@ -1110,10 +1289,9 @@ FOLD_CASES = (
 )
 
 
-def hidden_fold_cases(seed: int) -> tuple[FoldCase, ...]:
+def hidden_fold_cases(rng: np.random.Generator) -> list[FoldCase]:
     """Fresh random cases, one per public case and with its edge: square and non-square
     weights, 1×1 and depthwise kernels, no conv bias, float32 and float64, large ε."""
-    rng = np.random.default_rng(seed)
     cases = []
     for t in FOLD_CASES:
         c_out, c_in, kh, kw = t.shape
@@ -1124,7 +1302,7 @@ def hidden_fold_cases(seed: int) -> tuple[FoldCase, ...]:
         k = 1 if kh == 1 else int(rng.choice([3, 5]))
         shape = (new_out, new_in, k, k)
         cases.append(FoldCase(shape, t.dtype, t.eps, t.conv_bias, int(rng.integers(2**31))))
-    return tuple(cases)
+    return cases
 
 
 FOLD_MISTAKES = (
@@ -1214,29 +1392,31 @@ def reference_fold_bn(conv_w, conv_b, running_mean, running_var, eps, gamma, bet
     return fold.fold_conv_bn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta)
 
 
-def fold_bn(fn: Callable, cases: tuple = FOLD_CASES) -> CheckResult:
+def _fold_args(d, c):
+    return tuple(
+        d[k] if k in d else c.eps
+        for k in ("conv_w", "conv_b", "running_mean", "running_var", "eps", "gamma", "beta")
+    )
+
+
+FOLD_BN = Check(
+    name="fold_bn",
+    arg_names=("conv_w", "conv_b", "running_mean", "running_var", "eps", "gamma", "beta"),
+    outputs=("weight", "bias"),
+    reference=reference_fold_bn,
+    public=lambda: _trials(FOLD_CASES, _fold_args),
+    hidden=lambda rng: _trials(hidden_fold_cases(rng), _fold_args),
+    variant=fold_variant,
+    mistakes=FOLD_MISTAKES,
+    passed_note="No conv bias, 1×1 and depthwise kernels, float32 and float64, ε up to 1.",
+)
+
+
+def fold_bn(fn: Callable) -> CheckResult:
     r"""Check ``fn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta) -> (weight,
     bias)``: an eval-mode batch norm folded into the convolution before it.
 
     With s = γ/√(σ² + ε) per output channel: W' = s·W along axis 0 (the output channels),
     b' = s·(b − μ) + β, where ``conv_b`` may be None (no bias: b = 0).
     """
-    return run_check(
-        "fold_bn",
-        fn,
-        ("weight", "bias"),
-        lambda d, c: (
-            d["conv_w"],
-            d["conv_b"],
-            d["running_mean"],
-            d["running_var"],
-            c.eps,
-            d["gamma"],
-            d["beta"],
-        ),  # fmt: skip
-        reference_fold_bn,
-        fold_variant,
-        FOLD_MISTAKES,
-        cases=cases,
-        passed_note="No conv bias, 1×1 and depthwise kernels, float32 and float64, ε up to 1.",
-    )
+    return FOLD_BN(fn)

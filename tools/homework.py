@@ -1,13 +1,20 @@
-"""Write the homework's student and solutions editions from its one source.
+"""Write each homework's student and solutions editions, and its Gradescope autograder.
 
-    python tools/homework.py [--source chapters/05_homework.md] [--out _build/homework]
-                             [--no-html]
+    python tools/homework.py [--source chapters/05_homework.md ...] [--out _build/homework]
+                             [--no-html] [--no-check]
 
-Writes
-    OUT/student/05_homework.ipynb     the notebook to hand out: solutions removed, no outputs
-    OUT/student/bnlib-*.whl           bnlib for the students to install (the library only)
-    OUT/student/html/                 the student edition's web page (Jupyter Book, executed)
-    OUT/solutions/05_homework.ipynb   the notebook with the solutions, executed
+For every homework registered in :mod:`tools.parts` (or each ``--source``), NAME being the
+source's stem (``05_homework``, ``09_homework_2``), writes
+    OUT/student/NAME.ipynb     the notebook to hand out: solutions removed, no outputs
+    OUT/solutions/NAME.ipynb   the notebook with the solutions, executed
+    OUT/gradescope/NAME.zip    the Gradescope autograder (tools/gradescope.py)
+and once
+    OUT/student/bnlib-*.whl    bnlib for the students to install (the library only)
+    OUT/student/html/          the student editions' web pages (Jupyter Book, executed)
+
+Then the grader grades both editions (unless ``--no-check``): the solutions must get full
+marks and the stubs zero. The notebooks are stamped for the grader: the homework's name in
+the notebook's metadata, the question's label on each written-answer cell.
 
 The source marks its solutions; the student edition drops everything marked:
 
@@ -55,6 +62,7 @@ ANSWER = "**Your answer:** *(double-click to edit)*"
 HTML_COMMENT = re.compile(r"<!--.*?-->\s*", re.DOTALL)
 OPEN_DIRECTIVE = re.compile(r"^(\s*)(`{3,}|:{3,})\s*\{(solution|solution-start|solution-end)\}")
 ANY_DIRECTIVE = re.compile(r"^(\s*)(`{3,}|:{3,})\s*\{([\w-]+)\}\s*(.*)$")
+ANSWER_SLOT = re.compile(re.escape(ANSWER) + "\x00([^\x00]*)\x00")
 CHAPTER_LINK = re.compile(r"\[([^\]]+)\]\((?!https?:)[^)\s]+\.(?:md|ipynb)(?:#[^)]*)?\)")
 
 
@@ -112,7 +120,8 @@ def strip_solution_markdown(text: str, inside_gate: bool) -> tuple[str, bool]:
             fence, name = match.group(2), match.group(3)
             i = fence_end(lines, i, fence) + 1  # skip the directive's fenced block
             if name in ("solution", "solution-start"):
-                kept.append(ANSWER)
+                label = line[match.end() :].split()
+                kept.append(ANSWER + f"\x00{label[0] if label else ''}\x00")
             if name == "solution-start":
                 inside_gate = True
             elif name == "solution-end":
@@ -129,11 +138,36 @@ def unlink_chapters(text: str) -> str:
     return CHAPTER_LINK.sub(lambda m: f"*{m.group(1)}*", text)
 
 
-def student_edition(nb):
-    """A copy of the notebook with every solution removed and no outputs."""
+def exercise_titles(nb) -> dict[str, str]:
+    """``{label: "Exercise k"}``, numbered in order as :func:`plain_markdown` numbers them."""
+    titles, number = {}, 0
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        for i, line in enumerate(lines):
+            match = ANY_DIRECTIVE.match(line)
+            if match and match.group(3) == "exercise":
+                number += 1
+                for option in lines[i + 1 : fence_end(lines, i, match.group(2))]:
+                    if option.strip().startswith(":label:"):
+                        titles[option.split(":label:", 1)[1].strip()] = f"Exercise {number}"
+    return titles
+
+
+def answer_cell(label: str, titles: dict[str, str]):
+    """A cell for a written answer, stamped so that the grader exports what it holds."""
+    stamp = {"answer": label or "answer", "title": titles.get(label, "")}
+    return nbformat.v4.new_markdown_cell(ANSWER, metadata={"bnbook": stamp})
+
+
+def student_edition(nb, name: str | None = None):
+    """A copy of the notebook with every solution removed and no outputs; stamped with the
+    homework's ``name`` (``metadata.bnbook.homework``) for the grader."""
     out = copy.deepcopy(nb)
     cells = []
     inside_gate = False
+    titles = exercise_titles(nb)
     for cell in nb.cells:
         cell_tags = tags(cell)
         if cell.cell_type == "markdown":
@@ -142,9 +176,15 @@ def student_edition(nb):
             text, inside_gate = strip_solution_markdown(cell.source, inside_gate)
             text = HTML_COMMENT.sub("", text)  # notes to the instructor
             # each answer placeholder in a cell of its own, for the student to edit
-            for part in re.split(f"({re.escape(ANSWER)})", text):
-                if part.strip():
-                    cells.append(nbformat.v4.new_markdown_cell(unlink_chapters(part.strip("\n"))))
+            pieces, at = [], 0
+            for match in ANSWER_SLOT.finditer(text):
+                pieces += [text[at : match.start()], match]
+                at = match.end()
+            for piece in [*pieces, text[at:]]:
+                if isinstance(piece, re.Match):
+                    cells.append(answer_cell(piece.group(1), titles))
+                elif piece.strip():
+                    cells.append(nbformat.v4.new_markdown_cell(unlink_chapters(piece.strip("\n"))))
             continue
         if cell.cell_type != "code":
             if not inside_gate and SOLUTION_TAG not in cell_tags:
@@ -163,16 +203,20 @@ def student_edition(nb):
         raise ValueError("a {solution-start} has no {solution-end}: the student edition would leak")
     out.cells = cells
     out.metadata.pop("jupytext", None)
+    if name:
+        out.metadata["bnbook"] = {"homework": name}
     return out
 
 
-def solutions_edition(nb):
+def solutions_edition(nb, name: str | None = None):
     """A copy of the notebook, solutions kept, chapter links made plain text."""
     out = copy.deepcopy(nb)
     for cell in out.cells:
         if cell.cell_type == "markdown":
             cell.source = unlink_chapters(cell.source)
     out.metadata.pop("jupytext", None)
+    if name:
+        out.metadata["bnbook"] = {"homework": name}
     return out
 
 
@@ -251,13 +295,13 @@ def execute(nb, cwd: Path, timeout: int = 600):
     return nb
 
 
-def build_student_site(student_nb, dest: Path) -> None:
-    """Build the student edition's web page with Jupyter Book, into ``dest``.
+def build_student_site(student_nbs: dict, dest: Path) -> None:
+    """Build the student editions' web pages with Jupyter Book, into ``dest``.
 
-    The source tree is a temporary directory holding symlinks to the book's own files
-    (configuration helpers, assets) and, as its only page, the student notebook: the
-    build sees no solution, so neither its pages, its ``_sources/`` nor its downloads can
-    hold one.
+    ``student_nbs``: ``{name: notebook}``, the first one the site's root page. The source
+    tree is a temporary directory holding symlinks to the book's own files (configuration
+    helpers, assets) and, as its only pages, the student notebooks: the build sees no
+    solution, so neither its pages, its ``_sources/`` nor its downloads can hold one.
     """
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["title"] = f"{config.get('title', 'bnbook')}: homework (student edition)"
@@ -281,8 +325,13 @@ def build_student_site(student_nb, dest: Path) -> None:
             if entry.name not in skip and not entry.name.startswith((".jupyter_cache", ".")):
                 (src / entry.name).symlink_to(entry)
         (src / "chapters").mkdir()
-        nbformat.write(student_nb, src / "chapters" / "05_homework.ipynb")
-        (src / "_toc.yml").write_text("format: jb-book\nroot: chapters/05_homework\n")
+        names = list(student_nbs)
+        for name, student_nb in student_nbs.items():
+            nbformat.write(student_nb, src / "chapters" / f"{name}.ipynb")
+        toc = f"format: jb-book\nroot: chapters/{names[0]}\n"
+        if names[1:]:
+            toc += "chapters:\n" + "".join(f"  - file: chapters/{n}\n" for n in names[1:])
+        (src / "_toc.yml").write_text(toc)
         (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         cmd = [
             str(Path(sys.executable).parent / "jupyter-book"),
@@ -363,32 +412,77 @@ def leaks(directory: Path, lines: list[str]) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
+def self_check(name: str, student_nb, solutions_nb) -> str:
+    """Grade the two editions with the grader: the solutions must score full marks and the
+    stubs nothing (a registry or an edition that drifted would show here)."""
+    from tools import grade, sandbox
+    from tools import parts as registry
+
+    try:
+        sandbox.check_available()
+    except sandbox.SandboxUnavailable as exc:
+        return f"grader self-check skipped: {exc}"
+    homework = registry.HOMEWORKS[name]
+    scores = {}
+    with tempfile.TemporaryDirectory(prefix="bnbook-selfcheck-") as tmp:
+        for edition, nb in (("solutions", solutions_nb), ("student", student_nb)):
+            path = Path(tmp) / edition / f"{name}.ipynb"
+            path.parent.mkdir()
+            nbformat.write(nb, path)
+            report = grade.grade_notebook(path, path.name, {}, sandbox.Limits(), homework=homework)
+            scores[edition] = report["score"]
+    if scores != {"solutions": homework.max_score, "student": 0}:
+        raise SystemExit(f"{name}: the grader gave {scores}; expected full marks and zero")
+    return f"grader self-check: solutions {homework.max_score:g}/{homework.max_score:g}, stubs 0"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from tools import gradescope
+    from tools import parts as registry
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument(
+        "--source",
+        type=Path,
+        action="append",
+        help="a homework's MyST source (repeatable); default: every homework registered",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--no-html", action="store_true", help="skip the student web page")
+    parser.add_argument("--no-check", action="store_true", help="skip the grader self-check")
     args = parser.parse_args(argv)
+    sources = args.source or [hw.source for hw in registry.HOMEWORKS.values()]
 
-    nb = jupytext.read(args.source)
-    student, solutions = student_edition(nb), solutions_edition(nb)
-    secret = solution_lines(nb)
-    name = args.source.stem + ".ipynb"
     student_dir, solutions_dir = args.out / "student", args.out / "solutions"
-    for d in (student_dir, solutions_dir):
+    gradescope_dir = args.out / "gradescope"
+    for d in (student_dir, solutions_dir, gradescope_dir):
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
-
-    # the notebooks are read in Jupyter: directives as plain Markdown; the site keeps them
-    nbformat.write(plain_markdown(student), student_dir / name)
-    solutions = plain_markdown(solutions)
-    with tempfile.TemporaryDirectory() as tmp:
-        execute(solutions, Path(tmp))
-    nbformat.write(solutions, solutions_dir / name)
+    students, secret, lines = {}, [], []
+    for source in sources:
+        name = source.stem
+        nb = jupytext.read(source)
+        student, solutions = student_edition(nb, name), solutions_edition(nb, name)
+        secret += solution_lines(nb)
+        students[name] = student
+        # the notebooks are read in Jupyter: directives as plain Markdown; the site keeps them
+        student_plain = plain_markdown(student)
+        nbformat.write(student_plain, student_dir / f"{name}.ipynb")
+        solutions = plain_markdown(solutions)
+        with tempfile.TemporaryDirectory() as tmp:
+            execute(solutions, Path(tmp))
+        nbformat.write(solutions, solutions_dir / f"{name}.ipynb")
+        lines.append(f"student edition:   {student_dir / (name + '.ipynb')}")
+        lines.append(f"solutions edition: {solutions_dir / (name + '.ipynb')}")
+        if name in registry.HOMEWORKS:
+            zip_path = gradescope.build(registry.HOMEWORKS[name], gradescope_dir / f"{name}.zip")
+            lines.append(f"Gradescope:        {zip_path}")
+            if not args.no_check:
+                lines.append(self_check(name, student_plain, solutions))
     wheel = build_wheel(student_dir)
     if not args.no_html:
-        build_student_site(student, student_dir / "html")
+        build_student_site(students, student_dir / "html")
 
     found = leaks(student_dir, secret)
     if found:
@@ -396,15 +490,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             "solution text found in the student edition (removed it):\n" + "\n".join(found)
         )
-    print(f"student edition:   {student_dir / name}")
+    print("\n".join(lines))
     print(f"bnlib for them:    {wheel}")
     if not args.no_html:
         print(f"student site:      {student_dir / 'html' / 'index.html'}")
-    print(f"solutions edition: {solutions_dir / name}")
     print(f"no solution line ({len(secret)} checked) in {student_dir}")
     return 0
 
 
 if __name__ == "__main__":
     os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
     sys.exit(main())
