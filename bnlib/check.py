@@ -157,8 +157,10 @@ TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
 def close(got: np.ndarray, expected: np.ndarray, dtype, loosen: float = 1.0) -> bool:
     """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails);
-    dtypes other than float32 and float64 get float16's 1e-2."""
-    tol = loosen * TOLERANCE.get(np.dtype(dtype), 1e-2)
+    integers (counts) must be exact, other dtypes than float32 and float64 get float16's
+    1e-2."""
+    exact = np.dtype(dtype).kind in "iu"
+    tol = 0.0 if exact else loosen * TOLERANCE.get(np.dtype(dtype), 1e-2)
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
     return bool(np.all(diff <= tol * scale))
@@ -476,6 +478,9 @@ def describe_exception(exc: BaseException) -> str:
     return text
 
 
+NUMBER_TYPES = (int, float, np.int32, np.int64, np.float32, np.float64)  # exact types only
+
+
 def as_outputs(out, names: tuple[str, ...]):
     """The function's return value as a list of arrays, or (None, what is wrong).
 
@@ -493,9 +498,7 @@ def as_outputs(out, names: tuple[str, ...]):
         return None, f"returned {len(out)} values; expected {n_outputs}: {', '.join(names)}"
     outputs = []
     for name, value in zip(names, out, strict=True):
-        if type(value) in (int, float) or (
-            isinstance(value, np.generic) and value.dtype.kind in "iuf"
-        ):
+        if type(value) in NUMBER_TYPES:
             value = np.asarray(value)  # a plain number (a count, say): a 0-d array
         if value is None:
             return None, f"{name} is None (a missing `return`?); expected a NumPy array"

@@ -571,6 +571,24 @@ def test_merge_count_is_an_int_and_must_be_right():
 
     assert "count is a bool; expected a NumPy array" in str(check.merge_stats(bool_count))
 
+    class Sneaky(int):  # an int that claims to equal anything
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    def sneaky_count(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
+        return Sneaky(0), *merge_ok(count_a, mean_a, m2_a, count_b, mean_b, m2_b)[1:]
+
+    assert "count is a Sneaky; expected a NumPy array" in str(check.merge_stats(sneaky_count))
+
+    def off_by_one(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
+        n, mean, m2 = merge_ok(count_a, mean_a, m2_a, count_b, mean_b, m2_b)
+        return n + 1, mean, m2
+
+    result = check.merge_stats(off_by_one)  # counts are exact, however large
+    assert result.cases_passed == 0 and "count is wrong" in str(result)
+
     def count_wrong(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
         _, mean, m2 = merge_ok(count_a, mean_a, m2_a, count_b, mean_b, m2_b)
         return count_a, mean, m2
