@@ -53,26 +53,43 @@ $(CHROMIUM):
 	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: sudo apt-get install -y chromium"; exit 1; }
 	apt-get update -q && apt-get install -y -q chromium
 
-test: $(SETUP) lint book $(CHROMIUM)
+test: $(SETUP) lint book $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(SETUP)
 	$(BIN)/python benchmarks/bench_bnlib.py
 
-# Homework (README, "For instructors"): the student and solutions editions of
-# chapters/05_homework.md into _build/homework/, and grading of a directory of submissions
-# into _build/grades/ (TIMEOUT seconds per submission, CELL_TIMEOUT per cell).
-.PHONY: homework grade
+# Homework (README, "For instructors"): for every homework registered in tools/parts.py
+# (chapters/05_homework.md, ...), the student and solutions editions and the Gradescope
+# autograder zip into _build/homework/; and grading of a directory of submissions into
+# OUT (default _build/grades/), JOBS at a time, each in a bubblewrap sandbox (TIMEOUT
+# seconds per submission, CELL_TIMEOUT per cell, PART_TIMEOUT per graded function; RUBRIC:
+# a TOML file of points and deductions). Root (as in CI) installs bubblewrap when missing.
+.PHONY: homework grade bench-grade
+BWRAP := /usr/bin/bwrap
+$(BWRAP):
+	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: the grader runs every submission in \
+	  bubblewrap: sudo apt-get install -y bubblewrap"; exit 1; }
+	apt-get update -q && apt-get install -y -q bubblewrap
+
 SUBMISSIONS ?=
+OUT ?= _build/grades
+JOBS ?= 2
 TIMEOUT ?= 300
 CELL_TIMEOUT ?= 60
-homework: $(SETUP) $(NPM_DONE)
-	$(BIN)/python tools/homework.py --out _build/homework
+PART_TIMEOUT ?= 30
+RUBRIC ?=
+homework: $(SETUP) $(NPM_DONE) $(BWRAP)
+	$(BIN)/python -m tools.homework --out _build/homework
 
-grade: $(SETUP)
-	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=dir-of-notebooks"; exit 2)
-	$(BIN)/python tools/grade.py "$(SUBMISSIONS)" --out _build/grades \
-	  --timeout $(TIMEOUT) --cell-timeout $(CELL_TIMEOUT)
+grade: $(SETUP) $(BWRAP)
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=dir [OUT=dir] [JOBS=n]"; exit 2)
+	$(BIN)/python -m tools.grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) \
+	  --timeout $(TIMEOUT) --cell-timeout $(CELL_TIMEOUT) --part-timeout $(PART_TIMEOUT) \
+	  $(if $(RUBRIC),--rubric "$(RUBRIC)")
+
+bench-grade: $(SETUP) $(BWRAP)
+	$(BIN)/python benchmarks/bench_grade.py --jobs $(JOBS)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

@@ -212,58 +212,56 @@ def dotted(node: ast.AST) -> str:
 def flags(sources: list[str]) -> list[str]:
     """Short flags for the summary, from the notebook's code."""
     found: set[str] = set()
-    imported: set[str] = set()
-    for source in sources:
-        tree = parse(source)
-        if tree is None:
-            found.add("code that does not parse")
-            continue
+    trees = [parse(source) for source in sources]
+    if any(tree is None for tree in trees):
+        found.add("code that does not parse")
+    trees = [tree for tree in trees if tree is not None]
+    imported: set[str] = set()  # the names modules are bound to
+    for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    imported.add(alias.name.split(".")[0])
+                    imported.add(alias.asname or alias.name.split(".")[0])
                     note_module(alias.name, found)
             elif isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module.split(".")[0])
                 note_module(node.module, found, [a.name for a in node.names])
-            elif isinstance(node, ast.Attribute):
-                name = dotted(node)
-                if name.startswith("bnlib.") and not name.startswith("bnlib.check"):
-                    found.add("calls bnlib")
-                if name.startswith("bnlib.check.") and name.split(".")[2] not in CHECK_CALLS:
-                    found.add("calls bnlib")
-                if name.startswith("torch"):
-                    found.add("calls torch")
-                if name in ("sys._getframe", "sys.modules", "sys.settrace", "sys.setprofile"):
-                    found.add("introspection")
-                if name.endswith(("events.register", "register_magic_function")):
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute):
+                note_attribute(dotted(node), found)
+                events = node.attr == "register" and getattr(node.value, "attr", "") == "events"
+                if events or node.attr in IPYTHON_HOOKS:
                     found.add("IPython hooks")
-                if name.split(".")[0] == "os" and name.split(".")[-1] in {
-                    "fork",
-                    "system",
-                    "popen",
-                    "kill",
-                    "_exit",
-                    "setsid",
-                    "execv",
-                    "execvp",
-                    "spawnv",
-                }:
-                    found.add("starts or ends processes")
             elif isinstance(node, ast.Name) and node.id in DYNAMIC:
                 found.add("dynamic code")
-            elif isinstance(node, ast.Name) and node.id == "get_ipython":
-                found.add("IPython hooks")
             elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
-                targets = (
-                    node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-                )
-                for target in targets:
+                many = isinstance(node, (ast.Assign, ast.Delete))
+                for target in node.targets if many else [node.target]:
                     if isinstance(target, ast.Attribute):
-                        root = dotted(target).split(".")[0]
-                        if root in imported:
+                        if dotted(target).split(".")[0] in imported:
                             found.add("patches a module")
+            elif isinstance(node, ast.Call) and dotted(node.func) == "setattr" and node.args:
+                if isinstance(node.args[0], (ast.Name, ast.Attribute)):
+                    if dotted(node.args[0]).split(".")[0] in imported:
+                        found.add("patches a module")
     return sorted(found)
+
+
+IPYTHON_HOOKS = {"register_magic_function", "input_transformers_post", "ast_transformers"}
+PROCESS_CALLS = {"fork", "system", "popen", "kill", "_exit", "setsid", "execv", "execvp"}
+
+
+def note_attribute(name: str, found: set[str]) -> None:
+    if name.startswith("bnlib.") and not name.startswith("bnlib.check"):
+        found.add("calls bnlib")
+    if name.startswith("bnlib.check.") and name.split(".")[2] not in CHECK_CALLS:
+        found.add("calls bnlib")
+    if name.startswith("torch."):
+        found.add("calls torch")
+    if name in ("sys._getframe", "sys.modules", "sys.settrace", "sys.setprofile"):
+        found.add("introspection")
+    if name.split(".")[0] == "os" and name.split(".")[-1] in PROCESS_CALLS:
+        found.add("starts or ends processes")
 
 
 def note_module(module: str, found: set[str], names: list[str] | None = None) -> None:
@@ -371,7 +369,7 @@ def grade_notebook(
             result.reason = f"{part.function} is not defined (after running every cell)"
         else:
             result = part.assess(part, trials[part.name], returned, max_points, deductions)
-            if status in ("timeout", "crashed") and not result.reason:
+            if status in ("timeout", "crashed") and result.points == 0:
                 result.reason = why
         report["parts"][part.name] = result.to_dict()
         if result.public_only:
