@@ -1,9 +1,19 @@
 """bnlib's speed against PyTorch and against a plain memory copy, in one process.
 
-    .venv/bin/python benchmarks/bench_bnlib.py [--repeats 15]
+    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 15] [--block 10]
 
-Prints, for each shape, the median time of each contender and the ratios
-bnlib / torch and bnlib / copy. Training mode, float32, torch on its default threads.
+Training mode, float32, torch on its default threads. The contenders take turns: each
+round runs every contender once, as a block of ``--block`` timed calls after one untimed
+call, with a pause after every block. Prints, for each shape, each contender's median
+time per call over the rounds, and the ratios bnlib / torch (the ratio of the medians,
+and the lowest and highest ratio within a round) and bnlib / copy.
+
+Why blocks and pauses: after its last call torch's OpenMP workers keep spinning for a
+moment, taking the second core from whatever runs next, so each block is followed by a
+pause long enough for them to go to sleep. A sleeping pool costs torch a wake-up on its
+next call, so each block starts with an untimed call, and the timed calls run with torch's
+workers awake, as in a training loop. Taking turns spreads the load of a shared machine
+over all contenders alike.
 """
 
 from __future__ import annotations
@@ -19,31 +29,26 @@ import torch.nn.functional as F
 import bnlib
 
 SHAPES = [(32, 64, 56, 56), (8, 16, 32, 32)]
-PAUSE_SECONDS = 0.5
+PAUSE_SECONDS = 0.2
 
 
-def median_times(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time in seconds of each contender over ``repeats`` runs, after warm-up.
-
-    Contenders run one after the other, each in a block of its own, with a pause between
-    blocks: torch's worker threads keep spinning for a moment after its last call, and
-    would otherwise take the second core from whatever runs next.
-    """
-    result = {}
-    for name, fn in contenders.items():
-        time.sleep(PAUSE_SECONDS)
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(repeats):
+def block_times(
+    contenders: dict[str, Callable[[], object]], rounds: int, block: int
+) -> dict[str, np.ndarray]:
+    """Seconds per call of each contender, one value per round (see the module docstring)."""
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            fn()  # untimed: wakes torch's workers, warms the caches
             start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        result[name] = float(np.median(times))
-    return result
+            for _ in range(block):
+                fn()
+            times[name].append((time.perf_counter() - start) / block)
+            time.sleep(PAUSE_SECONDS)  # let torch's workers stop spinning
+    return {name: np.array(t) for name, t in times.items()}
 
 
-def bench_shape(shape: tuple[int, ...], repeats: int) -> dict[str, float]:
+def bench_shape(shape: tuple[int, ...], rounds: int, block: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
     dy = rng.standard_normal(shape, dtype=np.float32)
@@ -65,7 +70,7 @@ def bench_shape(shape: tuple[int, ...], repeats: int) -> dict[str, float]:
         bn(x)
         bn.backward(dy)
 
-    return median_times(
+    return block_times(
         {
             "copy": x.copy,
             "torch forward": lambda: F.batch_norm(tx, trm, trv, tw, tb, True, 0.1, 1e-5),
@@ -75,29 +80,42 @@ def bench_shape(shape: tuple[int, ...], repeats: int) -> dict[str, float]:
             "torch forward+backward": torch_forward_backward,
             "bnlib forward+backward": bnlib_forward_backward,
         },
-        repeats,
+        rounds,
+        block,
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15, help="timed runs per contender (>= 7)")
+    parser.add_argument("--rounds", type=int, default=15, help="blocks per contender (>= 5)")
+    parser.add_argument("--block", type=int, default=10, help="timed calls per block (>= 1)")
     args = parser.parse_args()
-    if args.repeats < 7:
-        parser.error("--repeats must be at least 7")
+    if args.rounds < 5 or args.block < 1:
+        parser.error("--rounds must be at least 5 and --block at least 1")
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    print(f"medians of {args.repeats} runs, float32, training mode\n")
-    header = f"{'shape':>18} {'contender':>24} {'ms':>9} {'/ torch':>8} {'/ copy':>8}"
+    print(
+        f"float32, training mode; {args.rounds} rounds of {args.block}-call blocks, "
+        f"{PAUSE_SECONDS} s pause after each block; medians per call\n"
+    )
+    header = (
+        f"{'shape':>18} {'contender':>24} {'ms':>9} {'/ torch':>8} "
+        f"{'(range in a round)':>19} {'/ copy':>7}"
+    )
     print(header)
     print("-" * len(header))
     for shape in SHAPES:
-        t = bench_shape(shape, args.repeats)
-        for name, seconds in t.items():
-            torch_name = name.replace("bnlib", "torch")
-            vs_torch = f"{seconds / t[torch_name]:8.2f}" if name.startswith("bnlib") else ""
+        t = bench_shape(shape, args.rounds, args.block)
+        median = {name: float(np.median(v)) for name, v in t.items()}
+        for name, seconds in median.items():
+            vs_torch = spread = ""
+            if name.startswith("bnlib"):
+                torch_name = name.replace("bnlib", "torch")
+                per_round = t[name] / t[torch_name]
+                vs_torch = f"{seconds / median[torch_name]:.2f}"
+                spread = f"{per_round.min():.2f}–{per_round.max():.2f}"
             print(
                 f"{str(shape):>18} {name:>24} {seconds * 1e3:9.3f} {vs_torch:>8} "
-                f"{seconds / t['copy']:8.2f}"
+                f"{spread:>19} {seconds / median['copy']:7.2f}"
             )
         print()
 

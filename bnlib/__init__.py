@@ -1,14 +1,21 @@
 """bnlib: batch normalization in NumPy, checked against PyTorch.
 
-- :mod:`bnlib.functional`: the math, each forward beside its backward.
+The core needs NumPy only:
+
+- :mod:`bnlib.functional`: the math, each forward beside its backward (the reference), and
+  the public functions ``batch_norm``, ``batch_norm_backward``, ...
+- :mod:`bnlib.kernels`: the fast kernels the public functions run.
 - :mod:`bnlib.module`: :class:`BatchNorm2d`, the stateful module.
 - :mod:`bnlib.fold`: :func:`fold_conv_bn`, batch norm folded into the layer before it.
 - :mod:`bnlib.check`: checks for a student's own batch norm, with diagnoses.
-- :mod:`bnlib.simulate`, :mod:`bnlib.plots`, :mod:`bnlib.widgets`: the book's experiments,
-  figures and explorers (import them explicitly; they need matplotlib and ipywidgets).
+- :mod:`bnlib.gradcheck`: finite-difference gradients.
+
+The book's experiments, figures and explorers (:mod:`bnlib.simulate`, :mod:`bnlib.plots`,
+:mod:`bnlib.widgets`) need matplotlib and ipywidgets (``pip install "bnlib[book]"``);
+import them explicitly.
 """
 
-from bnlib import check
+from bnlib import check, gradcheck
 from bnlib.fold import fold_conv_bn
 from bnlib.functional import (
     batch_norm,
@@ -23,6 +30,7 @@ __all__ = [
     "BatchNorm2d",
     "check",
     "fold_conv_bn",
+    "gradcheck",
     "batch_norm",
     "batch_norm_backward",
     "batch_norm_backward_staged",

@@ -23,8 +23,11 @@ Torch is imported here only: ``import bnlib`` needs NumPy alone.
 from __future__ import annotations
 
 import datetime
-import queue as queue_module
+import multiprocessing.resource_tracker
+import os
+import pickle
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from bnlib.functional import _update_running_stats
 from bnlib.module import BatchNorm2d
 from bnlib.sharded import (
     input_grad,
@@ -175,10 +179,8 @@ class SyncBatchNorm2d(BatchNorm2d):
             p = self.momentum
             if p is None:  # cumulative moving average
                 p = 1.0 / self.num_batches_tracked
-            unbiased = m2 / (count - 1)  # σ²·m/(m − 1), with the global count m
-            rm, rv = self.running_mean, self.running_var
-            rm[...] = (1 - p) * rm + p * mean
-            rv[...] = (1 - p) * rv + p * unbiased
+            # the unbiased variance σ²·m/(m − 1) with the global count m
+            _update_running_stats(self.running_mean, self.running_var, mean, m2 / count, count, p)
         self._sync_cache = (x, mean, invstd, count)
         return y
 
@@ -222,8 +224,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world_size, port, fn, args, results, collective_timeout) -> None:
-    """One process: join the gloo group, run ``fn(rank, world_size, *args)``, report."""
+def _worker(rank, world_size, port, fn, args, folder, collective_timeout) -> None:
+    """One process: join the gloo group, run ``fn(rank, world_size, *args)``, and pickle
+    its result to ``folder/<rank>.pkl``."""
     torch.set_num_threads(1)
     dist.init_process_group(
         "gloo",
@@ -233,9 +236,11 @@ def _worker(rank, world_size, port, fn, args, results, collective_timeout) -> No
         timeout=datetime.timedelta(seconds=collective_timeout),
     )
     try:
-        results.put((rank, fn(rank, world_size, *args)))
+        result = fn(rank, world_size, *args)
     finally:
         dist.destroy_process_group()
+    with open(os.path.join(folder, f"{rank}.pkl"), "wb") as f:
+        pickle.dump(result, f)
 
 
 def run(
@@ -256,55 +261,48 @@ def run(
     """
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
-    context = torch.multiprocessing.get_context("spawn")
-    results = context.Queue()
-    processes = torch.multiprocessing.start_processes(
-        _worker,
-        args=(world_size, free_port(), fn, args, results, collective_timeout),
-        nprocs=world_size,
-        join=False,
-        start_method="spawn",
-    )
-    collected: dict[int, object] = {}
-    deadline = time.monotonic() + timeout
+    tracker = multiprocessing.resource_tracker._resource_tracker
+    tracker_was_running = tracker._fd is not None
     try:
-        while True:
-            _drain(results, collected)
-            if processes.join(timeout=0.05):  # raises if a worker raised
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{world_size} processes running {fn.__name__} did not finish within "
-                    f"{timeout:g} s; they were stopped"
-                )
-        while len(collected) < world_size:  # results still in the queue's pipe
-            before = len(collected)
-            _drain(results, collected, wait=1.0)
-            if len(collected) == before:
-                missing = sorted(set(range(world_size)) - set(collected))
-                raise RuntimeError(f"rank(s) {missing} ended without a result")
+        return _run(fn, world_size, args, timeout, collective_timeout)
     finally:
-        for p in processes.processes:
-            if p.is_alive():
-                p.terminate()
-        for p in processes.processes:
-            p.join(5)
-            if p.is_alive():
-                p.kill()
-                p.join()
-        results.close()
-        results.join_thread()
-    return [collected[r] for r in range(world_size)]
+        # Starting processes by spawn starts multiprocessing's resource tracker, a helper
+        # process that would outlive this call; stop it (and reap it) if we started it.
+        if not tracker_was_running:
+            tracker._stop()
 
 
-def _drain(results, collected: dict, wait: float = 0.0) -> None:
-    """Move every result waiting in the queue into ``collected``."""
-    while True:
+def _run(fn, world_size, args, timeout, collective_timeout) -> list:
+    with tempfile.TemporaryDirectory(prefix="bnlib-run-") as folder:
+        processes = torch.multiprocessing.start_processes(
+            _worker,
+            args=(world_size, free_port(), fn, args, folder, collective_timeout),
+            nprocs=world_size,
+            join=False,
+            start_method="spawn",
+        )
+        deadline = time.monotonic() + timeout
         try:
-            rank, value = results.get(timeout=wait) if wait else results.get_nowait()
-        except queue_module.Empty:
-            return
-        collected[rank] = value
+            while not processes.join(timeout=0.1):  # raises if a worker raised
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{world_size} processes running {fn.__name__} did not finish "
+                        f"within {timeout:g} s; they were stopped"
+                    )
+        finally:
+            for p in processes.processes:
+                if p.is_alive():
+                    p.terminate()
+            for p in processes.processes:
+                p.join(5)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+        results = []
+        for rank in range(world_size):
+            with open(os.path.join(folder, f"{rank}.pkl"), "rb") as f:
+                results.append(pickle.load(f))
+    return results
 
 
 # --------------------------------------------------------------------------------------
@@ -312,15 +310,21 @@ def _drain(results, collected: dict, wait: float = 0.0) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def train_worker(rank: int, world_size: int, job: dict) -> dict:
-    """Train a :class:`SyncBatchNorm2d` on this rank's batches, then evaluate.
+def train_worker(rank: int, world_size: int, jobs: list[dict]) -> list[dict]:
+    """Run each job on a fresh :class:`SyncBatchNorm2d`: train on this rank's batches, then
+    evaluate. A job that raises records its error and the next job runs.
 
-    ``job`` holds ``kwargs`` (the module's settings; a list gives each rank its own),
-    ``weight``, ``bias``, and per rank (lists indexed by rank) ``batches`` (inputs),
-    ``dys`` (one dy per batch, or None to skip backward) and ``eval_input``. Returns,
-    for the last batch, ``y``, ``dx``, ``grad_weight``, ``grad_bias``, the state dict
-    after training and the eval output.
+    A job holds ``kwargs`` (the module's settings; a list gives each rank its own),
+    optional ``weight`` and ``bias``, and per rank (lists indexed by rank) ``batches``
+    (the inputs of the training steps), optional ``dys`` (one dy per batch) and
+    ``eval_input``. Its result: for the last step ``y``, ``dx``, ``grad_weight``,
+    ``grad_bias``; the state dict after training; ``eval_y``; or ``error`` (the
+    exception's type and message) and ``seconds`` (how long until it was raised).
     """
+    return [_train_job(rank, world_size, job) for job in jobs]
+
+
+def _train_job(rank: int, world_size: int, job: dict) -> dict:
     kwargs = job.get("kwargs", {})
     if isinstance(kwargs, list):
         kwargs = kwargs[rank]
@@ -328,17 +332,22 @@ def train_worker(rank: int, world_size: int, job: dict) -> dict:
     if bn.affine and job.get("weight") is not None:
         bn.weight[...] = job["weight"]
         bn.bias[...] = job["bias"]
+    batches = job["batches"][rank]
+    dys = job["dys"][rank] if job.get("dys") is not None else [None] * len(batches)
     out: dict = {"world_size": dist.get_world_size(), "repr": repr(bn)}
-    dys = job.get("dys", [None] * world_size)[rank] or [None] * len(job["batches"][rank])
-    for x, dy in zip(job["batches"][rank], dys, strict=True):
-        out["y"] = bn(x)
-        if dy is not None:
-            out["dx"] = bn.backward(dy)
-            out["grad_weight"], out["grad_bias"] = bn.grad_weight, bn.grad_bias
-    out["state"] = dict(bn.state_dict())
-    eval_input = job.get("eval_input")
-    if eval_input is not None:
-        out["eval_y"] = bn.eval()(eval_input[rank])
+    start = time.monotonic()
+    try:
+        for x, dy in zip(batches, dys, strict=True):
+            out["y"] = bn(x)
+            if dy is not None:
+                out["dx"] = bn.backward(dy)
+                out["grad_weight"], out["grad_bias"] = bn.grad_weight, bn.grad_bias
+        out["state"] = dict(bn.state_dict())
+        if job.get("eval_input") is not None:
+            out["eval_y"] = bn.eval()(job["eval_input"][rank])
+    except (ValueError, TypeError, RuntimeError) as error:
+        out["error"] = f"{type(error).__name__}: {error}"
+        out["seconds"] = time.monotonic() - start
     return out
 
 
@@ -359,3 +368,12 @@ def torch_sync_batch_norm_worker(rank: int, world_size: int, num_features: int) 
             x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False
         ).numpy()
     return out
+
+
+def demo_worker(rank: int, world_size: int, jobs: list[dict], num_features: int) -> dict:
+    """The chapter's run: :func:`train_worker` on ``jobs``, then
+    :func:`torch_sync_batch_norm_worker` (one start of the processes for both)."""
+    return {
+        "jobs": train_worker(rank, world_size, jobs),
+        "torch": torch_sync_batch_norm_worker(rank, world_size, num_features),
+    }

@@ -1,4 +1,4 @@
-r"""Batch normalization as plain NumPy functions, each forward beside its backward.
+r"""Batch normalization in plain NumPy: the math, each forward beside its backward.
 
 For an input ``x`` of shape ``(N, C, *)`` (for images ``(N, C, H, W)``), channel ``c``
 pools the ``m = N·H·W`` values ``x[:, c, ...]`` ("per channel, over batch and space"):
@@ -7,169 +7,49 @@ pools the ``m = N·H·W`` values ``x[:, c, ...]`` ("per channel, over batch and 
 
     \mu_c = \frac{1}{m}\sum x, \qquad
     \sigma^2_c = \frac{1}{m}\sum (x - \mu_c)^2, \qquad
-    \hat x = \frac{x - \mu_c}{\sqrt{\sigma^2_c + \varepsilon}}, \qquad
+    s_c = \frac{1}{\sqrt{\sigma^2_c + \varepsilon}}, \qquad
+    \hat x = (x - \mu_c)\,s_c, \qquad
     y = \gamma_c \hat x + \beta_c .
 
-Every function takes and returns NumPy arrays and keeps the input's dtype (float32 or
-float64). Statistics are accumulated in float64, so float32 results agree with PyTorch.
+The private functions (``_forward``, ``_backward``, ...) are the reference: short NumPy
+axis reductions that assume checked input. Like PyTorch's ``native_batch_norm``, the
+training forward returns the batch mean μ and the inverse standard deviation s, and the
+backward takes them. Statistics are computed in float64, so float32 results agree with
+PyTorch; outputs keep the input's dtype.
+
+The public functions (``batch_norm``, ``batch_norm_backward``, ...) check their inputs and
+run the fast kernels of :mod:`bnlib.kernels`, which compute the same numbers (the tests
+hold kernels, reference and PyTorch equal).
 """
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from bnlib import kernels
+from bnlib._validate import (
+    as_input,
+    backward_inputs,
+    channel_vector,
+    require_batch_size,
+    require_eps,
+    require_momentum,
+    require_running_stats,
+)
+
+
+def _axes(x: np.ndarray) -> tuple[int, ...]:
+    """Every axis but the channel's: ``(0, 2, 3)`` for ``(N, C, H, W)``."""
+    return (0, *range(2, x.ndim))
+
+
+def _col(v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A per-channel vector ``(C,)`` shaped ``(1, C, 1, 1)`` to broadcast against ``x``."""
+    return np.reshape(v, (1, -1) + (1,) * (x.ndim - 2))
 
 
 # --------------------------------------------------------------------------------------
-# Input checks: bad input gets a clear error, never silent garbage.
-# --------------------------------------------------------------------------------------
-
-
-def to_numpy(value) -> np.ndarray:
-    """``value`` as a NumPy array; a torch tensor is detached and copied to the CPU first."""
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def as_input(x, name: str = "input") -> np.ndarray:
-    """Return ``x`` as a C-contiguous float32/float64 array of shape ``(N, C, *)``."""
-    x = to_numpy(x)
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(
-            f"{name} must be a floating-point array of dtype float32 or float64, "
-            f"got dtype {x.dtype}; convert it first, e.g. x.astype(np.float32)"
-        )
-    if x.ndim < 2:
-        raise ValueError(
-            f"{name} must have shape (N, C, *) with at least 2 dimensions, "
-            f"got shape {x.shape} ({x.ndim}D)"
-        )
-    return np.ascontiguousarray(x)
-
-
-def check_eps(eps: float) -> None:
-    """ε must be a positive number: it keeps √(σ² + ε) away from zero."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
-        raise TypeError(f"eps must be a positive number, got {type(eps).__name__}")
-    if not eps > 0 or not math.isfinite(eps):
-        raise ValueError(
-            f"eps must be a positive finite number (default 1e-5), got {eps}; "
-            "it is added to the variance under the square root to avoid division by zero"
-        )
-
-
-def check_momentum(momentum: float | None, allow_none: bool = False) -> None:
-    """Momentum is the weight of the new batch statistic, a number in [0, 1]."""
-    if momentum is None and allow_none:
-        return
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)):
-        expected = "a number in [0, 1] or None" if allow_none else "a number in [0, 1]"
-        raise TypeError(f"momentum must be {expected}, got {type(momentum).__name__}")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(
-            f"momentum must be in [0, 1] (PyTorch's default is 0.1), got {momentum}; "
-            "a Keras momentum of 0.99 is PyTorch's 1 - 0.99 = 0.01"
-        )
-
-
-def check_channel_vector(v, num_channels: int, name: str) -> np.ndarray | None:
-    """A per-channel parameter or buffer: ``None`` or an array of shape ``(C,)``."""
-    if v is None:
-        return None
-    v = to_numpy(v)  # the same array for an ndarray, so in-place updates reach the caller
-    if v.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {v.dtype}")
-    if v.shape != (num_channels,):
-        raise ValueError(
-            f"{name} must have shape ({num_channels},), one value per channel of the "
-            f"input, got shape {v.shape}"
-        )
-    return v
-
-
-def require_running_stats(running_mean, running_var) -> None:
-    """Evaluation mode normalizes with the running statistics, so both must be given."""
-    if running_mean is None or running_var is None:
-        raise ValueError(
-            "running_mean and running_var must be given in evaluation mode "
-            "(training=False normalizes with them); pass training=True to use batch statistics"
-        )
-
-
-def check_batch_size(
-    x: np.ndarray, advice: str = ", or normalize with running statistics (training=False)"
-) -> None:
-    """Batch statistics need at least two values per channel, or the variance is 0."""
-    if x.size // x.shape[1] <= 1:
-        raise ValueError(
-            "Expected more than 1 value per channel when training, got input size "
-            f"{x.shape}; use a batch with N*H*W > 1{advice}"
-        )
-
-
-# --------------------------------------------------------------------------------------
-# Per-channel reductions. The input is viewed as (N, C, L) with L = H·W.
-# --------------------------------------------------------------------------------------
-
-
-def channels_view(x: np.ndarray) -> np.ndarray:
-    """View a C-contiguous ``(N, C, *)`` array as ``(N, C, L)`` without copying."""
-    return x.reshape(x.shape[0], x.shape[1], -1)
-
-
-def channel_sum(a: np.ndarray) -> np.ndarray:
-    """Σ over batch and space of ``a`` (N, C, L), per channel, accumulated in float64."""
-    row_sums = a @ np.ones(a.shape[2], dtype=a.dtype)  # matrix-vector: a fast contiguous sum
-    return row_sums.sum(axis=0, dtype=np.float64)
-
-
-def channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Σ over batch and space of ``a·b`` (both (N, C, L)), per channel, in float64."""
-    return np.vecdot(a, b).sum(axis=0, dtype=np.float64)
-
-
-def per_channel(v: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """A ``(C,)`` vector spread along each channel's values: a ``(C, L)`` block.
-
-    It broadcasts over the batch axis of ``like`` (N, C, L) and has its dtype.
-    A contiguous block rather than a ``(C, 1)`` column: NumPy's loops are
-    fastest when both operands are contiguous (about twice as fast here).
-    """
-    column = np.asarray(v, dtype=like.dtype).reshape(-1, 1)
-    return np.repeat(column, like.shape[2], axis=1)
-
-
-# Starting threads costs about half a millisecond here; they pay off from a few million
-# elements (benchmarks/bench_bnlib.py: 32×64×56×56 runs in about half the time on 2 cores).
-PARALLEL_MIN_SIZE = 1 << 22
-
-
-def for_each_channel_group(fn: Callable[[slice], None], num_channels: int, size: int) -> None:
-    """Call ``fn(group)`` on groups of channels (slices) that together cover all of them.
-
-    Batch norm treats every channel on its own, so a large input is split into one group
-    of channels per core, and the groups run in threads at the same time: NumPy releases
-    the GIL inside its loops. A small input is a single group, run in this thread.
-    """
-    workers = min(os.cpu_count() or 1, num_channels) if size >= PARALLEL_MIN_SIZE else 1
-    bounds = [round(i * num_channels / workers) for i in range(workers + 1)]
-    groups = [slice(bounds[i], bounds[i + 1]) for i in range(workers)]
-    if workers == 1:
-        fn(groups[0])
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(fn, groups))  # list(): re-raise what a group raised
-
-
-# --------------------------------------------------------------------------------------
-# Forward
+# Statistics
 # --------------------------------------------------------------------------------------
 
 
@@ -178,14 +58,13 @@ def batch_stats(x) -> tuple[np.ndarray, np.ndarray]:
 
     μ_c = (1/m) Σ x,   σ²_c = (1/m) Σ (x − μ_c)²,   m = N·H·W.
     """
-    x3 = channels_view(as_input(x))
-    m = x3.shape[0] * x3.shape[2]
-    mean = channel_sum(x3) / m
-    centered = x3 - per_channel(mean, x3)
-    return mean, channel_dot(centered, centered) / m
+    x = as_input(x)
+    mean = x.mean(axis=_axes(x), dtype=np.float64, keepdims=True)  # μ
+    var = ((x - mean) ** 2).mean(axis=_axes(x))  # σ², two passes: no cancellation
+    return mean.ravel(), var
 
 
-def update_running_stats(
+def _update_running_stats(
     running_mean: np.ndarray | None,
     running_var: np.ndarray | None,
     mean: np.ndarray,
@@ -208,48 +87,100 @@ def update_running_stats(
         running_var[...] = (1 - p) * running_var + p * unbiased_var
 
 
-def forward(
-    x3: np.ndarray,
+# --------------------------------------------------------------------------------------
+# Forward
+# --------------------------------------------------------------------------------------
+
+
+def _normalize(
+    x: np.ndarray,
+    mean: np.ndarray,
+    invstd: np.ndarray,
     weight: np.ndarray | None,
     bias: np.ndarray | None,
-    eps: float,
-    mean: np.ndarray | None = None,
-    var: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Normalize ``x3`` (N, C, L) per channel:
+) -> np.ndarray:
+    r"""y = (x − μ)·s·γ + β per channel, with s = 1/√(σ² + ε) given as ``invstd``.
 
-        y = (x − μ)/√(σ² + ε)·γ + β
-
-    Without ``mean`` and ``var`` (training), μ and σ² are the batch's mean
-    and biased variance; with them (evaluation), those are used. Returns
-    ``(y, mean, var)``, the statistics in float64. Inputs are assumed
-    checked.
+    Training passes the batch's μ and s, evaluation the running ones. ``weight`` γ and
+    ``bias`` β may be None (γ = 1, β = 0). Returns y in x's dtype.
     """
-    n, c, length = x3.shape
-    m = n * length
-    use_batch_stats = mean is None
-    if use_batch_stats:
-        mean, var = np.empty(c), np.empty(c)
-    else:
-        mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
-    y = np.empty_like(x3)
+    y = (x - _col(mean, x)) * _col(invstd, x)  # x̂ = (x − μ)·s
+    if weight is not None:
+        y = y * _col(weight, x)  # γx̂
+    if bias is not None:
+        y = y + _col(bias, x)  # + β
+    return y.astype(x.dtype)
 
-    def normalize_group(g: slice) -> None:
-        xg, yg = x3[:, g], y[:, g]
-        if use_batch_stats:
-            mean[g] = channel_sum(xg) / m  # μ
-        np.subtract(xg, per_channel(mean[g], xg), out=yg)  # y = x − μ
-        if use_batch_stats:
-            var[g] = channel_dot(yg, yg) / m  # σ² = mean of (x − μ)²
-        scale = 1.0 / np.sqrt(var[g] + eps)  # ε inside the square root
-        if weight is not None:
-            scale = scale * weight[g]
-        yg *= per_channel(scale, xg)  # y = (x − μ)·γ/√(σ² + ε)
-        if bias is not None:
-            yg += per_channel(bias[g], xg)  # y += β
 
-    for_each_channel_group(normalize_group, c, x3.size)
-    return y, mean, var
+def _forward(
+    x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Training-mode forward: normalize with the batch's own statistics.
+
+        μ, σ² = batch_stats(x),   s = 1/√(σ² + ε),   y = (x − μ)·s·γ + β
+
+    Returns ``(y, mean, invstd)``: μ and s (float64) are what the backward needs.
+    """
+    mean, var = batch_stats(x)
+    invstd = 1.0 / np.sqrt(var + eps)  # ε inside the square root
+    return _normalize(x, mean, invstd, weight, bias), mean, invstd
+
+
+# --------------------------------------------------------------------------------------
+# Backward
+# --------------------------------------------------------------------------------------
+
+
+def _backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    mean: np.ndarray,
+    invstd: np.ndarray,
+    weight: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Training-mode backward, given the forward's μ and s = 1/√(σ² + ε).
+
+    With x̂ = (x − μ)·s and m = N·H·W, per channel:
+
+        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γs/m · (m·dy − Σdy − x̂·Σdy·x̂)
+
+    The two subtracted terms are the paths through μ and σ², which depend on x.
+    Returns ``(dx, dweight, dbias)``: dx in x's dtype, the sums in float64.
+    """
+    m = x.size // x.shape[1]
+    xhat = (x - _col(mean, x)) * _col(invstd, x)
+    dbias = dy.sum(axis=_axes(x), dtype=np.float64)  # Σ dy
+    dweight = (dy * xhat).sum(axis=_axes(x))  # Σ dy·x̂
+    gamma = 1.0 if weight is None else weight.astype(np.float64)
+    k = gamma * invstd / m  # γs/m
+    dx = _col(k, x) * (m * dy - _col(dbias, x) - xhat * _col(dweight, x))
+    return dx.astype(x.dtype), dweight, dbias
+
+
+def _eval_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    mean: np.ndarray,
+    invstd: np.ndarray,
+    weight: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Evaluation-mode backward: μ and s are the running statistics, constants.
+
+        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γs·dy
+
+    Returns ``(dx, dweight, dbias)``: dx in x's dtype, the sums in float64.
+    """
+    xhat = (x - _col(mean, x)) * _col(invstd, x)
+    dbias = dy.sum(axis=_axes(x), dtype=np.float64)  # Σ dy
+    dweight = (dy * xhat).sum(axis=_axes(x))  # Σ dy·x̂
+    gamma = 1.0 if weight is None else weight.astype(np.float64)
+    dx = _col(gamma * invstd, x) * dy  # no path through μ and σ²
+    return dx.astype(x.dtype), dweight, dbias
+
+
+# --------------------------------------------------------------------------------------
+# The public functions: check the inputs, then run the kernels
+# --------------------------------------------------------------------------------------
 
 
 def batch_norm(
@@ -276,34 +207,43 @@ def batch_norm(
     """
     x = as_input(x)
     c = x.shape[1]
-    running_mean = check_channel_vector(running_mean, c, "running_mean")
-    running_var = check_channel_vector(running_var, c, "running_var")
-    weight = check_channel_vector(weight, c, "weight")
-    bias = check_channel_vector(bias, c, "bias")
-    check_eps(eps)
-    check_momentum(momentum)
-    x3 = channels_view(x)
+    running_mean = channel_vector(running_mean, c, "running_mean")
+    running_var = channel_vector(running_var, c, "running_var")
+    weight = channel_vector(weight, c, "weight")
+    bias = channel_vector(bias, c, "bias")
+    require_eps(eps)
+    require_momentum(momentum)
     if training:
-        check_batch_size(x)
-        y, mean, var = forward(x3, weight, bias, eps)
-        m = x3.shape[0] * x3.shape[2]
-        update_running_stats(
-            running_mean,
-            running_var,
-            mean,
-            var,
-            m,
-            momentum,
-        )
+        require_batch_size(x)
     else:
         require_running_stats(running_mean, running_var)
-        y, _, _ = forward(x3, weight, bias, eps, running_mean, running_var)
-    return y.reshape(x.shape)
+    y, _, _ = _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    return y
 
 
-# --------------------------------------------------------------------------------------
-# Backward (training mode: μ and σ² depend on x)
-# --------------------------------------------------------------------------------------
+def _batch_norm(
+    x: np.ndarray,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: np.ndarray | None,
+    bias: np.ndarray | None,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`batch_norm` on checked inputs, with the kernels; also ``BatchNorm2d``'s forward.
+
+    Returns ``(y, mean, invstd)``, the statistics that normalized (the batch's in
+    training, the running ones in evaluation), for the backward.
+    """
+    if not training:
+        mean = running_mean.astype(np.float64)
+        invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+        return kernels._normalize(x, mean, invstd, weight, bias), mean, invstd
+    y, mean, var, invstd = kernels._train_forward(x, weight, bias, eps)
+    m = x.size // x.shape[1]
+    _update_running_stats(running_mean, running_var, mean, var, m, momentum)
+    return y, mean, invstd
 
 
 def batch_norm_backward(
@@ -321,74 +261,40 @@ def batch_norm_backward(
             = \frac{\gamma}{m\sqrt{\sigma^2+\varepsilon}}
             \Big(m\,dy - \sum dy - \hat x \sum dy\,\hat x\Big).
 
-    Returns ``(dx, dweight, dbias)``. ``dweight`` and ``dbias`` are always
-    computed (with ``weight`` None, they are the gradients for γ = 1, β = 0).
+    The standalone form: it finds μ and s = 1/√(σ² + ε) of ``x`` and runs the
+    backward that ``BatchNorm2d`` runs. Returns ``(dx, dweight, dbias)`` in x's
+    dtype; ``dweight`` and ``dbias`` are always computed (with ``weight`` None,
+    they are the gradients for γ = 1, β = 0).
     """
-    dy, x, weight = check_backward_inputs(dy, x, weight, eps)
-    check_batch_size(x)
-    x3, dy3 = channels_view(x), channels_view(dy)
-    mean, var = batch_stats(x3)
-    dx, dweight, dbias = backward(dy3, x3, mean, var, weight, eps)
-    return dx.reshape(x.shape), dweight.astype(x.dtype), dbias.astype(x.dtype)
+    dy, x, weight = backward_inputs(dy, x, weight, eps)
+    require_batch_size(x)
+    mean, var = kernels._batch_stats(x)
+    invstd = 1.0 / np.sqrt(var + eps)
+    dx, dweight, dbias = kernels._backward(dy, x, mean, invstd, weight)
+    return dx, dweight.astype(x.dtype), dbias.astype(x.dtype)
 
 
-def check_backward_inputs(
-    dy, x, weight: np.ndarray | None, eps: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The checks every backward makes.
-
-    Returns ``dy`` (in ``x``'s dtype), ``x`` and ``weight``, checked.
-    """
-    x = as_input(x, "x")
-    dy = as_input(dy, "dy")
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
-    weight = check_channel_vector(weight, x.shape[1], "weight")
-    check_eps(eps)
-    return dy.astype(x.dtype, copy=False), x, weight
-
-
-def backward(
-    dy3: np.ndarray,
-    x3: np.ndarray,
-    mean: np.ndarray,
-    var: np.ndarray,
-    weight: np.ndarray | None,
-    eps: float,
+def batch_norm_eval_backward(
+    dy,
+    x,
+    running_mean,
+    running_var,
+    weight: np.ndarray | None = None,
+    eps: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""The compact backward, given the forward's batch statistics.
+    r"""Gradients of evaluation-mode batch norm (running statistics fixed).
 
-    With s = 1/√(σ² + ε) and x̂ = (x − μ)·s, per channel::
-
-        dx = γs/m · (m·dy − Σdy − x̂·Σ(dy·x̂))
-        dγ = Σ dy·x̂,   dβ = Σ dy
-
-    computed as dx = a·dy − b·x̂ − c. Arrays are (N, C, L); returns
-    ``(dx, dweight, dbias)``, the last two in float64. Inputs are assumed
-    checked.
+    dx = γ·dy/√(running_var + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.
     """
-    n, c, length = x3.shape
-    m = n * length
-    invstd = 1.0 / np.sqrt(var + eps)  # s
-    gamma = np.ones(c) if weight is None else weight.astype(np.float64)
-    dx = np.empty_like(x3)
-    dweight, dbias = np.empty(c), np.empty(c)
-
-    def backward_group(g: slice) -> None:
-        dyg, dxg = dy3[:, g], dx[:, g]
-        xg = x3[:, g]
-        xhat = xg - per_channel(mean[g], xg)
-        xhat *= per_channel(invstd[g], xg)  # x̂ = (x − μ)·s
-        dbias[g] = channel_sum(dyg)  # Σ dy
-        dweight[g] = channel_dot(dyg, xhat)  # Σ dy·x̂
-        k = gamma[g] * invstd[g] / m  # γs/m
-        np.multiply(dyg, per_channel(k * m, dyg), out=dxg)  # dx = γs·dy
-        xhat *= per_channel(k * dweight[g], dyg)
-        dxg -= xhat  # − γs/m · x̂·Σ(dy·x̂)
-        dxg -= per_channel(k * dbias[g], dyg)  # − γs/m · Σdy
-
-    for_each_channel_group(backward_group, c, x3.size)
-    return dx, dweight, dbias
+    dy, x, weight = backward_inputs(dy, x, weight, eps)
+    c = x.shape[1]
+    running_mean = channel_vector(running_mean, c, "running_mean")
+    running_var = channel_vector(running_var, c, "running_var")
+    require_running_stats(running_mean, running_var)
+    mean = running_mean.astype(np.float64)
+    invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    dx, dweight, dbias = kernels._eval_backward(dy, x, mean, invstd, weight)
+    return dx, dweight.astype(x.dtype), dbias.astype(x.dtype)
 
 
 def batch_norm_backward_staged(
@@ -406,8 +312,8 @@ def batch_norm_backward_staged(
     feeds σ² and x̂) adds up the gradients from both uses. Computed in
     float64 for clarity; returns ``(dx, dweight, dbias)`` in x's dtype.
     """
-    dy, x, weight = check_backward_inputs(dy, x, weight, eps)
-    check_batch_size(x)
+    dy, x, weight = backward_inputs(dy, x, weight, eps)
+    require_batch_size(x)
     dtype, c = x.dtype, x.shape[1]
     x, dy = x.astype(np.float64), dy.astype(np.float64)
     m = x.size // c
@@ -445,54 +351,3 @@ def batch_norm_backward_staged(
     dx = dxc + dmu / m  # x's two uses: through xc, and through μ
     dgamma, dbeta = dgamma.ravel(), dbeta.ravel()  # shape (C,)
     return dx.astype(dtype), dgamma.astype(dtype), dbeta.astype(dtype)
-
-
-def batch_norm_eval_backward(
-    dy,
-    x,
-    running_mean,
-    running_var,
-    weight: np.ndarray | None = None,
-    eps: float = 1e-5,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Gradients of evaluation-mode batch norm (running statistics fixed).
-
-    dx = γ·dy/√(running_var + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.
-    """
-    dy, x, weight = check_backward_inputs(dy, x, weight, eps)
-    c = x.shape[1]
-    running_mean = check_channel_vector(running_mean, c, "running_mean")
-    running_var = check_channel_vector(running_var, c, "running_var")
-    require_running_stats(running_mean, running_var)
-    dy3, x3 = channels_view(dy), channels_view(x)
-    dx, dweight, dbias = eval_backward(
-        dy3,
-        x3,
-        running_mean,
-        running_var,
-        weight,
-        eps,
-    )
-    return dx.reshape(x.shape), dweight.astype(x.dtype), dbias.astype(x.dtype)
-
-
-def eval_backward(
-    dy3: np.ndarray,
-    x3: np.ndarray,
-    mean: np.ndarray,
-    var: np.ndarray,
-    weight: np.ndarray | None,
-    eps: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""The backward with constant statistics μ and σ² (arrays (N, C, L)).
-
-    dx = γ·dy/√(σ² + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.
-
-    Inputs are assumed checked.
-    """
-    invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
-    xhat = x3 - per_channel(mean, x3)
-    xhat *= per_channel(invstd, x3)
-    gamma = 1.0 if weight is None else weight.astype(np.float64)
-    dx = dy3 * per_channel(gamma * invstd, x3)
-    return dx, channel_dot(dy3, xhat), channel_sum(dy3)

@@ -6,18 +6,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from bnlib.functional import (
-    as_input,
-    backward,
-    channels_view,
-    check_batch_size,
-    check_eps,
-    check_momentum,
-    eval_backward,
-    forward,
-    to_numpy,
-    update_running_stats,
-)
+from bnlib import kernels
+from bnlib._validate import as_input, require_batch_size, require_eps, require_momentum, to_numpy
+from bnlib.functional import _batch_norm
 
 # What to do about a batch with one value per channel, by track_running_stats
 ONE_VALUE_ADVICE = {
@@ -61,8 +52,8 @@ class BatchNorm2d:
             raise ValueError(
                 f"num_features must be at least 1 (the number of channels C), got {num_features}"
             )
-        check_eps(eps)
-        check_momentum(momentum, allow_none=True)
+        require_eps(eps)
+        require_momentum(momentum, allow_none=True)
         self.num_features = int(num_features)
         self.eps = eps
         self.momentum = momentum
@@ -81,9 +72,13 @@ class BatchNorm2d:
         else:
             self.running_mean = self.running_var = None
             self.num_batches_tracked = None
-        # the last forward's input (N, C, L), its mean and variance, whether they were the
-        # batch's, and the input's shape: what backward() needs, as torch's autograd keeps
-        self._cache: tuple | None = None
+        # what backward() needs from the last forward, as torch's autograd keeps it: the
+        # input, the mean and inverse standard deviation that normalized it (float64), and
+        # whether those were the batch's (training) or the running ones (evaluation)
+        self._saved_x: np.ndarray | None = None
+        self._saved_mean: np.ndarray | None = None
+        self._saved_invstd: np.ndarray | None = None
+        self._saved_batch_stats = True
 
     def __repr__(self) -> str:
         return (
@@ -127,63 +122,56 @@ class BatchNorm2d:
                 f"got input of shape {x.shape} with {x.shape[1]} channels"
             )
         use_batch_stats = self.training or not self.track_running_stats
-        x3 = channels_view(x)
         if use_batch_stats:
-            check_batch_size(x, ONE_VALUE_ADVICE[self.track_running_stats])
-            y, mean, var = forward(x3, self.weight, self.bias, self.eps)
-            if self.training and self.track_running_stats:
-                self.num_batches_tracked += 1
-                momentum = self.momentum
-                if momentum is None:  # cumulative moving average
-                    momentum = 1.0 / self.num_batches_tracked
-                m = x3.shape[0] * x3.shape[2]
-                update_running_stats(
-                    self.running_mean,
-                    self.running_var,
-                    mean,
-                    var,
-                    m,
-                    momentum,
-                )
-        else:
-            y, mean, var = forward(
-                x3,
-                self.weight,
-                self.bias,
-                self.eps,
-                self.running_mean,
-                self.running_var,
-            )
-        self._cache = (x3, mean, var, use_batch_stats, x.shape)
-        return y.reshape(x.shape)
+            require_batch_size(x, ONE_VALUE_ADVICE[self.track_running_stats])
+        momentum = 0.0  # the running statistics move only in training mode
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            momentum = self.momentum
+            if momentum is None:  # cumulative moving average
+                momentum = 1.0 / self.num_batches_tracked
+        y, mean, invstd = _batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            momentum,
+            self.eps,
+        )
+        self._saved_x, self._saved_mean, self._saved_invstd = x, mean, invstd
+        self._saved_batch_stats = use_batch_stats
+        return y
 
     def backward(self, dy) -> np.ndarray:
         """Gradient of the loss with respect to the last forward's input.
 
         Stores ``grad_weight`` = Σ dy·x̂ and ``grad_bias`` = Σ dy when ``affine``. With batch
         statistics the compact formula applies; with running statistics (eval mode) they
-        are constants and dx = γ·dy/√(running_var + ε).
+        are constants and dx = γ·dy/√(running_var + ε). Either way the backward takes the
+        forward's input, mean and inverse standard deviation, as torch's does.
 
         Like torch's autograd, the module keeps a reference to the forward's input rather
         than a copy: do not modify that array in place before calling ``backward``.
         """
-        if self._cache is None:
+        x = self._saved_x
+        if x is None:
             raise RuntimeError(
                 "backward() called before forward(): call the module on an input first"
             )
-        x3, mean, var, used_batch_stats, shape = self._cache
         dy = as_input(dy, "dy")
-        if dy.shape != shape:
+        if dy.shape != x.shape:
             raise ValueError(
-                f"dy must have the shape of the last forward's output {shape}, got {dy.shape}"
+                f"dy must have the shape of the last forward's output {x.shape}, got {dy.shape}"
             )
-        dy3 = channels_view(dy.astype(x3.dtype, copy=False))
-        gradients = backward if used_batch_stats else eval_backward
-        dx, dweight, dbias = gradients(dy3, x3, mean, var, self.weight, self.eps)
+        dy = dy.astype(x.dtype, copy=False)
+        backward = kernels._backward if self._saved_batch_stats else kernels._eval_backward
+        dx, dweight, dbias = backward(dy, x, self._saved_mean, self._saved_invstd, self.weight)
         if self.affine:
             self.grad_weight = dweight.astype(self.weight.dtype)
             self.grad_bias = dbias.astype(self.bias.dtype)
-        return dx.reshape(shape)
+        return dx
 
     # -- state -----------------------------------------------------------------------------
 

@@ -12,15 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from bnlib.functional import (
-    as_input,
-    batch_norm,
-    batch_norm_backward,
-    batch_stats,
-    channel_dot,
-    channel_sum,
-    channels_view,
-)
+from bnlib._validate import as_input
+from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
 from bnlib.simulate import ema_weights, expected_running
 
 # ======================================================================================
@@ -477,12 +470,11 @@ def gradient_projection_figure(
     sums, projections, predicted = [], [], []
     for eps in eps_values:
         dx, _, _ = batch_norm_backward(dy, x, gamma, eps=float(eps))
-        dx3 = channels_view(dx)
-        xhat3 = channels_view(batch_norm(x, training=True, eps=float(eps)))
-        sums.append(np.abs(channel_sum(dx3)))  # |Σ dx|
-        projections.append(np.abs(channel_dot(dx3, xhat3)))  # |Σ dx·x̂|
+        xhat = batch_norm(x, training=True, eps=float(eps))
+        sums.append(np.abs(dx.sum(axis=(0, 2, 3))))  # |Σ dx|
+        projections.append(np.abs((dx * xhat).sum(axis=(0, 2, 3))))  # |Σ dx·x̂|
         s = (var + eps) ** -0.5
-        predicted.append(np.abs(gamma * eps * s**3 * channel_dot(channels_view(dy), xhat3)))
+        predicted.append(np.abs(gamma * eps * s**3 * (dy * xhat).sum(axis=(0, 2, 3))))
     sums, projections, predicted = map(np.array, (sums, projections, predicted))
     fig, ax = plt.subplots(figsize=(8, 5))
     for c in range(x.shape[1]):

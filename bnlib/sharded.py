@@ -9,7 +9,8 @@ the data), and every rank finishes the same computation on the same totals:
 1. :func:`local_moments` on each rank: (m_r, μ_r, M₂,r), M₂ = Σ (x − μ_r)².
 2. Exchange (an all-gather), then :func:`merge_moments`: Chan's merge, in rank order,
    gives the global (m, μ, M₂), σ² = M₂/m, on every rank alike.
-3. :func:`normalize` each rank's own shard with the global μ and 1/√(σ² + ε).
+3. normalize each rank's own shard with the global μ and 1/√(σ² + ε)
+   (:func:`bnlib.functional._normalize`, the same as one batch norm).
 4. Backward: :func:`local_grad_sums` (Σdy, Σdy·x̂ over the shard), exchanged and added up,
    then :func:`input_grad` with the global sums and the global count m.
 
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bnlib.functional import _normalize as normalize
 from bnlib.stats import chan_merge
 
 
@@ -58,26 +60,6 @@ def merge_moments(moments: Sequence[tuple]) -> tuple[int, np.ndarray, np.ndarray
 def invstd_of(count: int, m2: np.ndarray, eps: float) -> np.ndarray:
     """1/√(σ² + ε) with the biased variance σ² = M₂/count."""
     return 1.0 / np.sqrt(m2 / count + eps)
-
-
-def normalize(
-    x: np.ndarray,
-    mean: np.ndarray,
-    invstd: np.ndarray,
-    weight: np.ndarray | None,
-    bias: np.ndarray | None,
-) -> np.ndarray:
-    r"""y = (x − μ)·invstd·γ + β for ``x`` (N, C, H, W), in ``x``'s dtype.
-
-    μ and invstd are per-channel float64 vectors, rounded to ``x``'s dtype before use,
-    as :class:`bnlib.BatchNorm2d` and torch do; γ and β may be ``None`` (1 and 0).
-    """
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    scale = invstd if weight is None else invstd * weight
-    y = (x - mean.astype(x.dtype).reshape(shape)) * scale.astype(x.dtype).reshape(shape)
-    if bias is not None:
-        y += bias.astype(x.dtype).reshape(shape)
-    return y
 
 
 def local_grad_sums(

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnlib.functional import batch_norm, batch_stats, check_momentum
+from bnlib._validate import require_momentum
+from bnlib.functional import batch_norm, batch_stats
 from bnlib.module import BatchNorm2d
 
 #: Population mean of each channel of the default stream (2 channels).
@@ -131,7 +132,7 @@ def track_running_stats(
     ``running ← (1 − p)·running + p·batch_stat`` with ``p = momentum``,
     or ``p = 1/t`` at step ``t`` when ``momentum`` is None (cumulative).
     """
-    check_momentum(momentum, allow_none=True)
+    require_momentum(momentum, allow_none=True)
     batches = np.asarray(batches)
     if batches.ndim != 5:
         shape = batches.shape
@@ -191,7 +192,7 @@ def ema_weights(momentum: float, steps: int) -> np.ndarray:
     (``k = 0`` is the latest); the initial value keeps the rest, ``(1 − p)^steps``, so
     ``w.sum() + (1 − p)**steps == 1``.
     """
-    check_momentum(momentum)
+    require_momentum(momentum)
     steps = _check_count(steps, "steps", 0)
     return momentum * (1.0 - momentum) ** np.arange(steps)
 
@@ -208,7 +209,7 @@ def expected_running(
 
     The start is forgotten geometrically: by a factor ``1 − p`` per batch.
     """
-    check_momentum(momentum)
+    require_momentum(momentum)
     steps = _check_count(steps, "steps", 0)
     initial = np.atleast_1d(np.asarray(initial, dtype=np.float64))
     population = np.atleast_1d(np.asarray(population, dtype=np.float64))
@@ -220,7 +221,7 @@ def steps_to_forget(momentum: float, fraction: float = 0.05) -> int:
     r"""Updates until the initial value weighs less than ``fraction``: smallest ``t`` with
     ``(1 − p)^t < fraction``, i.e. ``t > ln(fraction)/ln(1 − p)`` ≈ ``−ln(fraction)/p``
     (about ``3/p`` for 5 %)."""
-    check_momentum(momentum)
+    require_momentum(momentum)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if momentum == 1.0:
@@ -237,7 +238,7 @@ def stationary_std(momentum: float, batch_std: float | np.ndarray) -> float | np
     :math:`\mathrm{Var}[r] = \sum_k p^2 (1-p)^{2k} s^2 = \frac{p}{2 - p}\, s^2`: the same
     as averaging ``(2 − p)/p`` batches with equal weights.
     """
-    check_momentum(momentum)
+    require_momentum(momentum)
     return np.sqrt(momentum / (2.0 - momentum)) * np.asarray(batch_std, dtype=np.float64)
 
 

@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import bnlib
-from bnlib import functional
+from bnlib import kernels
 from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, momenta, random_input, shapes
 
 
@@ -168,9 +168,9 @@ def test_training_update_uses_unbiased_variance():
 @pytest.mark.parametrize("cores", [1, 2, 3, 8])
 @pytest.mark.parametrize("c", [1, 3, 8])
 def test_channel_groups_cover_every_channel_once(monkeypatch, cores, c):
-    monkeypatch.setattr(functional.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(kernels.os, "cpu_count", lambda: cores)
     seen = []
-    functional.for_each_channel_group(lambda g: seen.extend(range(c)[g]), c, size=1 << 30)
+    kernels._for_each_chunk(lambda g: seen.extend(range(c)[g]), np.empty((1, c, 1)))
     assert sorted(seen) == list(range(c))
 
 
@@ -178,8 +178,8 @@ def test_channel_groups_cover_every_channel_once(monkeypatch, cores, c):
 @pytest.mark.parametrize("c", [1, 3, 8])
 def test_parallel_channel_groups_match_torch(monkeypatch, c, affine):
     """Every input is split across (pretend) four cores, as large inputs are."""
-    monkeypatch.setattr(functional, "PARALLEL_MIN_SIZE", 0)
-    monkeypatch.setattr(functional.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_SIZE", 0)
+    monkeypatch.setattr(kernels.os, "cpu_count", lambda: 4)
     rng = np.random.default_rng(c)
     x = random_input(c, (3, c, 5, 4), np.float64)
     dy = rng.standard_normal(x.shape)
@@ -210,7 +210,7 @@ def test_parallel_channel_groups_match_torch(monkeypatch, c, affine):
 def test_large_float32_input_matches_torch():
     """Large enough to take the parallel path for real (no patching)."""
     x = random_input(11, (8, 6, 300, 300), np.float32)
-    assert x.size >= functional.PARALLEL_MIN_SIZE
+    assert x.size >= kernels.PARALLEL_MIN_SIZE
     dy = np.random.default_rng(12).standard_normal(x.shape).astype(np.float32)
     tx = torch.tensor(x, requires_grad=True)
     out = F.batch_norm(tx, None, None, training=True)
