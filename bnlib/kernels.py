@@ -123,7 +123,6 @@ def _normalize(
 ) -> np.ndarray:
     """y = (x − μ)·s·γ + β, as ``functional._normalize``, computed as y = x·a + b."""
     x3 = _channels_view(x)
-    c = x3.shape[1]
     a = invstd if weight is None else invstd * weight  # s·γ
     b = -mean * a if bias is None else bias - mean * a  # β − μ·s·γ
     y = np.empty_like(x3)

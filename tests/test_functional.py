@@ -1,4 +1,7 @@
-"""bnlib.batch_norm and its backward against torch, on random cases drawn by hypothesis."""
+"""bnlib.functional against torch: the reference (``_forward``, ``_normalize``, ``_backward``,
+``_eval_backward``, ``_update_running_stats``, ``batch_stats``), the public functions that run
+the kernels, and the staged backward, on random cases drawn by hypothesis; gradients also
+against finite differences (bnlib.gradcheck)."""
 
 import numpy as np
 import pytest
@@ -8,8 +11,141 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import bnlib
-from bnlib import kernels
+from bnlib import functional
+from bnlib.gradcheck import numerical_gradient
 from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, momenta, random_input, shapes
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def random_case(seed: int, shape, dtype, affine: bool):
+    """x with a per-channel offset and scale, an upstream gradient dy, γ and β (or None)."""
+    x = random_input(seed, shape, dtype, min_scale=0.2)
+    rng = np.random.default_rng(seed + 1)
+    dy = rng.standard_normal(shape).astype(dtype)
+    weight = rng.uniform(0.5, 2, shape[1]).astype(dtype) if affine else None
+    bias = rng.uniform(-1, 1, shape[1]).astype(dtype) if affine else None
+    return x, dy, weight, bias
+
+
+def tensor(a):
+    return None if a is None else torch.tensor(a)
+
+
+def torch_grads(x, dy, weight, eps, running=None):
+    """dx, dγ, dβ from torch.nn.functional.batch_norm's backward, in x's dtype.
+
+    ``running`` = (running_mean, running_var) for evaluation mode, else training mode.
+    """
+    xt = torch.tensor(x, requires_grad=True)
+    c = x.shape[1]
+    w = np.ones(c) if weight is None else weight
+    wt = torch.tensor(w.astype(x.dtype), requires_grad=True)
+    bt = torch.zeros(c, dtype=xt.dtype, requires_grad=True)
+    rm, rv = (None, None) if running is None else map(torch.tensor, running)
+    y = F.batch_norm(xt, rm, rv, wt, bt, training=running is None, eps=eps)
+    y.backward(torch.tensor(dy))
+    return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+
+def assert_grads_close(got, expected, dtype):
+    """dx relative to its own scale (the closed form cancels in float32), dγ and dβ as is."""
+    (dx, dweight, dbias), (tdx, tdweight, tdbias) = got, expected
+    scale = max(1.0, float(np.abs(tdx).max()))
+    np.testing.assert_allclose(dx / scale, tdx / scale, **GRAD_TOL[dtype])
+    np.testing.assert_allclose(dweight, tdweight, **GRAD_TOL[dtype])
+    np.testing.assert_allclose(dbias, tdbias, **GRAD_TOL[dtype])
+
+
+# -- the reference ---------------------------------------------------------------------------
+
+
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+@example((1, 3, 2, 2), np.float32, 1e-5, True, 1)  # one image with H·W > 1
+@example((4, 1, 3, 3), np.float64, 1e-3, False, 2)  # one channel
+@example((5, 2, 1, 1), np.float32, 1.0, True, 3)  # 1×1 maps
+def test_reference_forward_matches_native_batch_norm(shape, dtype, eps, affine, seed):
+    """_forward returns what torch.native_batch_norm does: (y, mean, invstd)."""
+    x, _, weight, bias = random_case(seed, shape, dtype, affine)
+    expected = torch.native_batch_norm(
+        torch.tensor(x), tensor(weight), tensor(bias), None, None, True, 0.1, eps
+    )
+    got = functional._forward(x, weight, bias, eps)
+    assert got[0].dtype == x.dtype and got[1].dtype == got[2].dtype == np.float64
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e.numpy(), **TOL[dtype])
+
+
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+@example((1, 2, 1, 1), np.float32, 1e-5, True, 4)  # evaluation: one value per channel is fine
+def test_reference_normalize_with_running_stats_matches_torch_eval(shape, dtype, eps, affine, seed):
+    x, _, weight, bias = random_case(seed, shape, dtype, affine)
+    rng = np.random.default_rng(seed + 2)
+    rm, rv = rng.standard_normal(shape[1]), rng.uniform(0.5, 2, shape[1])
+    expected = F.batch_norm(
+        torch.tensor(x), tensor(rm.astype(dtype)), tensor(rv.astype(dtype)), tensor(weight),
+        tensor(bias), False, 0.1, eps,
+    )  # fmt: skip
+    invstd = 1 / np.sqrt(rv.astype(dtype).astype(np.float64) + eps)
+    got = functional._normalize(x, rm.astype(dtype).astype(np.float64), invstd, weight, bias)
+    np.testing.assert_allclose(got, expected.numpy(), **TOL[dtype])
+
+
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+@example((1, 3, 2, 2), np.float32, 1e-5, True, 1)
+@example((4, 1, 3, 3), np.float64, 1e-3, False, 2)
+@example((5, 2, 1, 1), np.float32, 1.0, True, 3)
+def test_reference_backward_matches_autograd(shape, dtype, eps, affine, seed):
+    x, dy, weight, _ = random_case(seed, shape, dtype, affine)
+    _, mean, invstd = functional._forward(x, weight, None, eps)
+    got = functional._backward(dy, x, mean, invstd, weight)
+    assert got[0].dtype == x.dtype and got[0].shape == x.shape
+    assert_grads_close(got, torch_grads(x, dy, weight, eps), dtype)
+
+
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+def test_reference_eval_backward_matches_autograd(shape, dtype, eps, affine, seed):
+    x, dy, weight, _ = random_case(seed, shape, dtype, affine)
+    rng = np.random.default_rng(seed + 2)
+    rm = rng.standard_normal(shape[1]).astype(dtype)
+    rv = rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    invstd = 1 / np.sqrt(rv.astype(np.float64) + eps)
+    got = functional._eval_backward(dy, x, rm.astype(np.float64), invstd, weight)
+    assert_grads_close(got, torch_grads(x, dy, weight, eps, running=(rm, rv)), dtype)
+
+
+@given(shape=shapes(), dtype=dtypes, momentum=momenta, seed=seeds)
+def test_reference_running_update_matches_torch(shape, dtype, momentum, seed):
+    x = random_input(seed, shape, dtype)
+    rng = np.random.default_rng(seed + 1)
+    rm = rng.standard_normal(shape[1]).astype(dtype)
+    rv = rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    trm, trv = torch.tensor(rm), torch.tensor(rv)
+    F.batch_norm(torch.tensor(x), trm, trv, None, None, True, momentum, 1e-5)
+    mean, var = bnlib.batch_stats(x)
+    functional._update_running_stats(rm, rv, mean, var, x.size // shape[1], momentum)
+    np.testing.assert_allclose(rm, trm.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(rv, trv.numpy(), **TOL[dtype])
+
+
+def test_batch_stats_are_biased_mean_and_variance():
+    x = random_input(3, (5, 2, 3, 3), np.float64)
+    mean, var = bnlib.batch_stats(x)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)  # ddof=0: divide by m
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_offset_keeps_float32_accuracy(dtype):
+    """Two-pass statistics: a mean far from zero does not cancel the variance away."""
+    x = (np.random.default_rng(0).standard_normal((16, 3, 8, 8)) + 1000).astype(dtype)
+    expected = F.batch_norm(torch.tensor(x), None, None, training=True).numpy()
+    np.testing.assert_allclose(bnlib.batch_norm(x, training=True), expected, rtol=1e-4, atol=1e-4)
+    y, _, _ = functional._forward(x, None, None, 1e-5)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+# -- the public functions (they run the kernels) ---------------------------------------------
 
 
 @given(
@@ -20,14 +156,16 @@ from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, momenta, random_input, 
     training=st.booleans(),
     affine=st.booleans(),
     with_running=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
+    seed=seeds,
 )
 # the edge cases, always: one image with H·W > 1, one channel, 1×1 feature maps
 @example((1, 3, 2, 2), np.float32, 1e-5, 0.1, True, True, True, 1)
 @example((4, 1, 3, 3), np.float64, 1e-3, 0.0, True, False, True, 2)
 @example((5, 2, 1, 1), np.float32, 1.0, 1.0, True, True, True, 3)
 @example((1, 2, 1, 1), np.float32, 1e-5, 0.1, False, True, True, 4)
-def test_forward_matches_torch(shape, dtype, eps, momentum, training, affine, with_running, seed):
+def test_batch_norm_matches_torch(
+    shape, dtype, eps, momentum, training, affine, with_running, seed
+):
     if not training:
         with_running = True  # evaluation needs running statistics
     rng = np.random.default_rng(seed + 1)
@@ -37,11 +175,11 @@ def test_forward_matches_torch(shape, dtype, eps, momentum, training, affine, wi
     bias = rng.uniform(-1, 1, c).astype(dtype) if affine else None
     rm = rng.standard_normal(c).astype(dtype) if with_running else None
     rv = rng.uniform(0.5, 2, c).astype(dtype) if with_running else None
-    t = {k: None if v is None else torch.tensor(v) for k, v in dict(w=weight, b=bias).items()}
-    trm = None if rm is None else torch.tensor(rm)
-    trv = None if rv is None else torch.tensor(rv)
+    trm, trv = tensor(rm), tensor(rv)
 
-    expected = F.batch_norm(torch.tensor(x), trm, trv, t["w"], t["b"], training, momentum, eps)
+    expected = F.batch_norm(
+        torch.tensor(x), trm, trv, tensor(weight), tensor(bias), training, momentum, eps
+    )
     got = bnlib.batch_norm(x, rm, rv, weight, bias, training, momentum, eps)
 
     assert got.dtype == x.dtype and got.shape == x.shape
@@ -51,110 +189,64 @@ def test_forward_matches_torch(shape, dtype, eps, momentum, training, affine, wi
         np.testing.assert_allclose(rv, trv.numpy(), **TOL[dtype])
 
 
-@given(
-    shape=shapes(),
-    dtype=dtypes,
-    eps=epsilons,
-    affine=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
 @example((1, 3, 2, 2), np.float32, 1e-5, True, 1)
 @example((4, 1, 3, 3), np.float64, 1e-3, False, 2)
 @example((5, 2, 1, 1), np.float32, 1.0, True, 3)
-def test_backward_matches_autograd(shape, dtype, eps, affine, seed):
-    rng = np.random.default_rng(seed + 1)
-    x = random_input(seed, shape, dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
-    c = shape[1]
-    weight = rng.uniform(0.5, 2, c).astype(dtype) if affine else None
-
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(weight if affine else np.ones(c, dtype), requires_grad=True)
-    tb = torch.zeros(c, dtype=tx.dtype, requires_grad=True)
-    F.batch_norm(tx, None, None, tw, tb, True, 0.1, eps).backward(torch.tensor(dy))
-
-    dx, dweight, dbias = bnlib.batch_norm_backward(dy, x, weight, eps)
-    assert dx.dtype == x.dtype and dx.shape == x.shape
-    # float32 gradients: the closed form subtracts nearly equal sums, so compare relative to
-    # the gradient's own scale
-    scale = max(1.0, float(np.abs(tx.grad.numpy()).max()))
-    np.testing.assert_allclose(dx / scale, tx.grad.numpy() / scale, **GRAD_TOL[dtype])
-    np.testing.assert_allclose(dweight, tw.grad.numpy(), **GRAD_TOL[dtype])
-    np.testing.assert_allclose(dbias, tb.grad.numpy(), **GRAD_TOL[dtype])
+def test_batch_norm_backward_matches_autograd(shape, dtype, eps, affine, seed):
+    x, dy, weight, _ = random_case(seed, shape, dtype, affine)
+    got = bnlib.batch_norm_backward(dy, x, weight, eps)
+    assert all(g.dtype == x.dtype for g in got) and got[0].shape == x.shape
+    assert_grads_close(got, torch_grads(x, dy, weight, eps), dtype)
 
 
-def central_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """∂f/∂x by central differences, one element at a time (float64)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        up = f(x)
-        x[i] = old - h
-        down = f(x)
-        x[i] = old
-        grad[i] = (up - down) / (2 * h)
-    return grad
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+def test_batch_norm_eval_backward_matches_autograd(shape, dtype, eps, affine, seed):
+    x, dy, weight, _ = random_case(seed, shape, dtype, affine)
+    rng = np.random.default_rng(seed + 2)
+    rm = rng.standard_normal(shape[1]).astype(dtype)
+    rv = rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    got = bnlib.batch_norm_eval_backward(dy, x, rm, rv, weight, eps)
+    assert all(g.dtype == x.dtype for g in got)
+    assert_grads_close(got, torch_grads(x, dy, weight, eps, running=(rm, rv)), dtype)
 
 
-@given(shape=shapes(), eps=epsilons, seed=st.integers(0, 2**32 - 1))
-def test_backward_matches_finite_differences(shape, eps, seed):
-    rng = np.random.default_rng(seed + 1)
-    x = random_input(seed, shape, np.float64)
-    dy = rng.standard_normal(shape)
-    weight = rng.uniform(0.5, 2, shape[1])
-    bias = rng.uniform(-1, 1, shape[1])
+@given(
+    # small (2·x.size forward passes each); m = 2 is left out: there x̂ = ±σ/√(σ² + ε) hardly
+    # depends on x, dx is O(ε), and finite differences see only their own rounding noise
+    shape=shapes(max_side=3, max_spatial_dims=1, min_values=3),
+    eps=st.sampled_from([1e-5, 1e-2, 1.0]),
+    affine=st.booleans(),
+    backward=st.sampled_from(["compact", "staged", "reference"]),
+    seed=seeds,
+)
+def test_backward_matches_finite_differences(shape, eps, affine, backward, seed):
+    x, dy, weight, _ = random_case(seed, shape, np.float64, affine)
+    bias = np.linspace(-1, 1, shape[1])
 
-    def loss_of_x(x_):
-        return float(
-            (bnlib.batch_norm(x_, weight=weight, bias=bias, training=True, eps=eps) * dy).sum()
-        )
+    def loss(x=x, weight=weight, bias=bias):
+        y = bnlib.batch_norm(x, weight=weight, bias=bias, training=True, eps=eps)
+        return float((y * dy).sum())
 
-    def loss_of_weight(w_):
-        return float((bnlib.batch_norm(x, weight=w_, bias=bias, training=True, eps=eps) * dy).sum())
-
-    dx, dweight, dbias = bnlib.batch_norm_backward(dy, x, weight, eps)
-    np.testing.assert_allclose(dx, central_difference(loss_of_x, x.copy()), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(
-        dweight, central_difference(loss_of_weight, weight.copy()), rtol=1e-5, atol=1e-6
+    # central differences with h = 1e-6: truncation O(h²) plus rounding ~1e-16·|L|/h
+    noise = 1e-8 * (
+        1 + np.abs(bnlib.batch_norm(x, None, None, weight, bias, True, eps=eps) * dy).sum()
     )
-    np.testing.assert_allclose(dbias, dy.sum(axis=(0, *range(2, dy.ndim))), rtol=1e-12)
 
+    def assert_close(analytic, numeric):
+        assert np.abs(analytic - numeric).max() <= 1e-6 * np.abs(numeric).max() + noise
 
-@given(shape=shapes(), dtype=dtypes, eps=epsilons, seed=st.integers(0, 2**32 - 1))
-def test_eval_backward_matches_autograd(shape, dtype, eps, seed):
-    rng = np.random.default_rng(seed + 1)
-    x = random_input(seed, shape, dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
-    c = shape[1]
-    rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
-    weight = rng.uniform(0.5, 2, c).astype(dtype)
-
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(weight, requires_grad=True)
-    tb = torch.zeros(c, dtype=tx.dtype, requires_grad=True)
-    out = F.batch_norm(tx, torch.tensor(rm), torch.tensor(rv), tw, tb, False, 0.1, eps)
-    out.backward(torch.tensor(dy))
-
-    dx, dweight, dbias = bnlib.batch_norm_eval_backward(dy, x, rm, rv, weight, eps)
-    np.testing.assert_allclose(dx, tx.grad.numpy(), **GRAD_TOL[dtype])
-    np.testing.assert_allclose(dweight, tw.grad.numpy(), **GRAD_TOL[dtype])
-    np.testing.assert_allclose(dbias, tb.grad.numpy(), **GRAD_TOL[dtype])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_large_offset_keeps_float32_accuracy(dtype):
-    """Two-pass statistics: a mean far from zero does not cancel the variance away."""
-    x = (np.random.default_rng(0).standard_normal((16, 3, 8, 8)) + 1000).astype(dtype)
-    expected = F.batch_norm(torch.tensor(x), None, None, training=True).numpy()
-    np.testing.assert_allclose(bnlib.batch_norm(x, training=True), expected, rtol=1e-4, atol=1e-4)
-
-
-def test_batch_stats_are_biased_mean_and_variance():
-    x = random_input(3, (5, 2, 3, 3), np.float64)
-    mean, var = bnlib.batch_stats(x)
-    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
-    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)  # ddof=0: divide by m
+    if backward == "reference":
+        _, mean, invstd = functional._forward(x, weight, bias, eps)
+        dx, dweight, dbias = functional._backward(dy, x, mean, invstd, weight)
+    elif backward == "staged":
+        dx, dweight, dbias = bnlib.batch_norm_backward_staged(dy, x, weight, eps=eps)
+    else:
+        dx, dweight, dbias = bnlib.batch_norm_backward(dy, x, weight, eps=eps)
+    assert_close(dx, numerical_gradient(loss, x))
+    assert_close(dbias, numerical_gradient(lambda b: loss(bias=b), bias))
+    if affine:
+        assert_close(dweight, numerical_gradient(lambda w: loss(weight=w), weight))
 
 
 def test_training_update_uses_unbiased_variance():
@@ -165,59 +257,121 @@ def test_training_update_uses_unbiased_variance():
     np.testing.assert_allclose(rm, x.mean(axis=(0, 2, 3)), rtol=1e-12)
 
 
-@pytest.mark.parametrize("cores", [1, 2, 3, 8])
-@pytest.mark.parametrize("c", [1, 3, 8])
-def test_channel_groups_cover_every_channel_once(monkeypatch, cores, c):
-    monkeypatch.setattr(kernels.os, "cpu_count", lambda: cores)
-    seen = []
-    kernels._for_each_chunk(lambda g: seen.extend(range(c)[g]), np.empty((1, c, 1)))
-    assert sorted(seen) == list(range(c))
+def test_public_functions_leave_their_inputs_alone():
+    x, dy, weight, bias = random_case(0, (3, 2, 2, 2), np.float32, affine=True)
+    copies = [a.copy() for a in (x, dy, weight, bias)]
+    bnlib.batch_norm(x, weight=weight, bias=bias, training=True)
+    bnlib.batch_norm_backward(dy, x, weight)
+    bnlib.batch_norm_backward_staged(dy, x, weight)
+    bnlib.batch_norm_eval_backward(dy, x, np.zeros(2), np.ones(2), weight)
+    for original, copy in zip((x, dy, weight, bias), copies, strict=True):
+        np.testing.assert_array_equal(original, copy)
 
 
-@pytest.mark.parametrize("affine", [True, False])
-@pytest.mark.parametrize("c", [1, 3, 8])
-def test_parallel_channel_groups_match_torch(monkeypatch, c, affine):
-    """Every input is split across (pretend) four cores, as large inputs are."""
-    monkeypatch.setattr(kernels, "PARALLEL_MIN_SIZE", 0)
-    monkeypatch.setattr(kernels.os, "cpu_count", lambda: 4)
-    rng = np.random.default_rng(c)
-    x = random_input(c, (3, c, 5, 4), np.float64)
-    dy = rng.standard_normal(x.shape)
-    weight = rng.uniform(0.5, 2, c) if affine else None
-    bias = rng.uniform(-1, 1, c) if affine else None
-
-    torch_bn = torch.nn.BatchNorm2d(c, affine=affine).double()
-    if affine:
-        with torch.no_grad():
-            torch_bn.weight.copy_(torch.tensor(weight))
-            torch_bn.bias.copy_(torch.tensor(bias))
-    tx = torch.tensor(x, requires_grad=True)
-    out = torch_bn(tx)
-    out.backward(torch.tensor(dy))
-
-    bn = bnlib.BatchNorm2d.from_torch(torch.nn.BatchNorm2d(c, affine=affine).double())
-    if affine:
-        bn.weight, bn.bias = weight, bias
-    np.testing.assert_allclose(bn(x), out.detach().numpy(), **TOL[np.float64])
-    np.testing.assert_allclose(bn.backward(dy), tx.grad.numpy(), **GRAD_TOL[np.float64])
-    np.testing.assert_allclose(bn.running_var, torch_bn.running_var.numpy(), **TOL[np.float64])
-    y = bnlib.batch_norm(x, weight=weight, bias=bias, training=True)
-    np.testing.assert_allclose(y, out.detach().numpy(), **TOL[np.float64])
-    dx, _, _ = bnlib.batch_norm_backward(dy, x, weight)
-    np.testing.assert_allclose(dx, tx.grad.numpy(), **GRAD_TOL[np.float64])
+# -- the staged backward ---------------------------------------------------------------------
 
 
-def test_large_float32_input_matches_torch():
-    """Large enough to take the parallel path for real (no patching)."""
-    x = random_input(11, (8, 6, 300, 300), np.float32)
-    assert x.size >= kernels.PARALLEL_MIN_SIZE
-    dy = np.random.default_rng(12).standard_normal(x.shape).astype(np.float32)
-    tx = torch.tensor(x, requires_grad=True)
-    out = F.batch_norm(tx, None, None, training=True)
-    out.backward(torch.tensor(dy))
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+def test_staged_matches_autograd(shape, dtype, eps, affine, seed):
+    x, dy, weight, _ = random_case(seed, shape, dtype, affine)
+    got = bnlib.batch_norm_backward_staged(dy, x, weight, eps=eps)
+    expected = torch_grads(x.astype(np.float64), dy.astype(np.float64), weight, eps)
+    assert got[0].shape == x.shape and got[1].shape == got[2].shape == (shape[1],)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(g, e, **GRAD_TOL[dtype])
+
+
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+def test_staged_matches_compact(shape, dtype, eps, affine, seed):
+    x, dy, weight, _ = random_case(seed, shape, dtype, affine)
+    staged = bnlib.batch_norm_backward_staged(dy, x, weight, eps=eps)
+    compact = bnlib.batch_norm_backward(dy, x, weight, eps=eps)
+    tol = dict(GRAD_TOL[dtype])
+    if dtype == np.float32:
+        # The compact form runs in float32 (the staged one in float64, from the same float32
+        # values). In float32, x − μ loses digits when a channel's spread is small next to
+        # its values (few, close values: m = 2 is the extreme), and the bracket
+        # m·dy − Σdy − x̂·Σdy·x̂ cancels; the error scales with γ·s·|dy|·(1 + s·|x|), not |dx|.
+        _, var = bnlib.batch_stats(x)
+        s = 1 / np.sqrt(var + eps)
+        gamma = np.ones(shape[1]) if weight is None else weight.astype(np.float64)
+        max_abs_x = np.abs(x).max(axis=(0, *range(2, x.ndim)))
+        k = gamma * s * (1 + s * max_abs_x)
+        tol["atol"] = max(tol["atol"], 1e-5 * k.max() * np.abs(dy).max())
+    for s, c in zip(staged, compact, strict=True):
+        assert s.dtype == c.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(s, c, **tol)
+
+
+@given(shape=shapes(), eps=epsilons, affine=st.booleans(), seed=seeds)
+def test_staged_gradient_properties(shape, eps, affine, seed):
+    """Per channel: Σ dx = 0 and Σ dx·x̂ = γ·ε·s³·Σ dy·x̂ (zero when ε = 0)."""
+    x, dy, weight, _ = random_case(seed, shape, np.float64, affine)
+    dx, dweight, dbias = bnlib.batch_norm_backward_staged(dy, x, weight, eps=eps)
+    axes = (0, *range(2, x.ndim))
+    xhat = bnlib.batch_norm(x, training=True, eps=eps)
+    _, var = bnlib.batch_stats(x)
+    s = (var + eps) ** -0.5
+    gamma = np.ones(shape[1]) if weight is None else weight
+    # rounding scale of the sums: the terms γ·s·dy that cancel in them, m of them
+    scale = (gamma * s).max() * np.abs(dy).max() * np.abs(xhat).max() * x[:, 0].size
+    np.testing.assert_allclose(dx.sum(axis=axes), 0, atol=1e-12 * scale)
     np.testing.assert_allclose(
-        bnlib.batch_norm(x, training=True), out.detach().numpy(), **TOL[np.float32]
+        (dx * xhat).sum(axis=axes), gamma * eps * s**3 * dweight, rtol=1e-6, atol=1e-12 * scale
     )
-    dx, _, _ = bnlib.batch_norm_backward(dy, x)
-    scale = float(np.abs(tx.grad.numpy()).max())
-    np.testing.assert_allclose(dx / scale, tx.grad.numpy() / scale, **GRAD_TOL[np.float32])
+    np.testing.assert_allclose(dweight, (dy * xhat).sum(axis=axes), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dbias, dy.sum(axis=axes), rtol=1e-12, atol=1e-12)
+
+
+class StagedBatchNorm(torch.autograd.Function):
+    """bnlib's forward with the staged backward, as a torch op for gradcheck."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        ctx.save_for_backward(x, weight)
+        ctx.eps = eps
+        y = bnlib.batch_norm(x.numpy(), weight=weight.numpy(), bias=bias.numpy(), training=True,
+                             eps=eps)  # fmt: skip
+        return torch.from_numpy(y)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        grads = bnlib.batch_norm_backward_staged(dy.numpy(), x.numpy(), weight.numpy(), ctx.eps)
+        return (*(torch.from_numpy(g) for g in grads), None)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2, 2), (5, 2), (3, 1, 4), (1, 2, 3, 1)])
+@pytest.mark.parametrize("eps", [1e-5, 0.5])
+def test_staged_passes_torch_gradcheck(shape, eps):
+    x, _, weight, _ = random_case(sum(shape), shape, np.float64, affine=True)
+    inputs = [
+        torch.tensor(x, requires_grad=True),
+        torch.tensor(weight, requires_grad=True),
+        torch.linspace(-1, 1, shape[1], dtype=torch.float64, requires_grad=True),
+    ]
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: StagedBatchNorm.apply(x, w, b, eps), inputs, eps=1e-6, atol=1e-6
+    )
+
+
+def test_staged_constant_channel_is_finite_and_centred():
+    """σ² = 0: x̂ = 0 and dx = γ·(dy − mean dy)/√ε, the case ε exists for."""
+    x = np.full((4, 1, 3), 2.5)
+    dy = np.random.default_rng(1).standard_normal(x.shape)
+    for backward in (bnlib.batch_norm_backward_staged, bnlib.batch_norm_backward):
+        dx, dweight, dbias = backward(dy, x, np.array([1.5]), eps=1e-4)
+        np.testing.assert_allclose(dx, 1.5 / np.sqrt(1e-4) * (dy - dy.mean()), rtol=1e-12)
+        assert dweight[0] == 0.0
+        np.testing.assert_allclose(dbias, [dy.sum()], rtol=1e-12)
+
+
+def test_backward_returns_the_dtype_of_x_whatever_dy_is():
+    x, dy, weight, _ = random_case(3, (4, 2, 3), np.float32, affine=True)
+    for backward in (bnlib.batch_norm_backward_staged, bnlib.batch_norm_backward):
+        dx, dweight, dbias = backward(dy.astype(np.float64), x, weight)
+        assert dx.dtype == dweight.dtype == dbias.dtype == np.float32
+        expected = backward(dy, x, weight)
+        for got, want in zip((dx, dweight, dbias), expected, strict=True):
+            np.testing.assert_array_equal(got, want)

@@ -206,49 +206,43 @@ def test_bad_state_dicts():
     np.testing.assert_array_equal(bn.running_var, good["running_var"])  # nothing half-loaded
 
 
-@pytest.mark.parametrize(
-    ("call", "error", "words"),
-    [
-        (lambda x: bnlib.batch_norm(x[0, 0, 0], training=True), ValueError, "at least 2 dim"),
-        (lambda x: bnlib.batch_norm(x.astype(int), training=True), TypeError, "got dtype int"),
-        (lambda x: bnlib.batch_norm(x.astype(np.float16), training=True), TypeError, "float16"),
-        (lambda x: bnlib.batch_norm(x, training=True, eps=0.0), ValueError, "eps must be"),
-        (lambda x: bnlib.batch_norm(x, training=True, eps=float("nan")), ValueError, "eps must"),
-        (lambda x: bnlib.batch_norm(x, training=True, momentum=2), ValueError, "momentum must"),
-        (lambda x: bnlib.batch_norm(x), ValueError, "running_mean and running_var must be given"),
-        (
-            lambda x: bnlib.batch_norm(x, weight=np.ones(3), training=True),
-            ValueError,
-            r"weight must have shape \(2,\)",
-        ),
-        (
-            lambda x: bnlib.batch_norm(x, np.zeros(2, int), np.ones(2), training=True),
-            TypeError,
-            "running_mean must be a float32 or float64 array",
-        ),
-        (
-            lambda x: bnlib.batch_norm(x[:1, :, :1, :1], training=True),
-            ValueError,
-            r"Expected more than 1 value per channel when training, got input size \(1, 2, 1, 1\)",
-        ),
-        (
-            lambda x: bnlib.batch_norm_backward(x[:, :, :1], x),
-            ValueError,
-            "dy must have the shape of x",
-        ),
-        (
-            lambda x: bnlib.batch_norm_eval_backward(x, x, None, None),
-            ValueError,
-            "running_mean and running_var must be given",
-        ),
-        (
-            lambda x: bnlib.batch_norm_backward(x, x, eps=-1.0),
-            ValueError,
-            "eps must be a positive",
-        ),
-    ],
-)
-def test_bad_inputs_to_functions(call, error, words):
-    x = np.ones((2, 2, 3, 3), np.float32)
-    with pytest.raises(error, match=words):
-        call(x)
+def test_forward_keeps_input_mean_and_invstd_like_native_batch_norm():
+    """What backward() takes: the input, and the μ and 1/√(σ² + ε) that normalized it."""
+    x = random_input(2, (4, 3, 2, 3), np.float64)
+    bn = bnlib.BatchNorm2d(3)
+    bn(x)
+    _, mean, invstd = torch.native_batch_norm(
+        torch.tensor(x), None, None, None, None, True, 0.1, bn.eps
+    )
+    assert bn._saved_x is x and bn._saved_batch_stats
+    np.testing.assert_allclose(bn._saved_mean, mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bn._saved_invstd, invstd.numpy(), rtol=1e-12)
+
+    bn.eval()
+    bn(x)
+    assert not bn._saved_batch_stats
+    np.testing.assert_allclose(bn._saved_mean, bn.running_mean, rtol=1e-7)
+    np.testing.assert_allclose(bn._saved_invstd, 1 / np.sqrt(bn.running_var + bn.eps), rtol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_module_backward_is_the_functions_backward(dtype):
+    """One backward: the module's gradients are the standalone functions' to the last bit."""
+    rng = np.random.default_rng(3)
+    x = random_input(3, (2, 3, 4, 4), dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    bn = bnlib.BatchNorm2d(3)
+    bn.weight = rng.uniform(0.5, 2, 3).astype(np.float32)
+    bn(x)
+    dx = bn.backward(dy)
+    expected = bnlib.batch_norm_backward(dy, x, bn.weight, bn.eps)
+    np.testing.assert_array_equal(dx, expected[0])
+    np.testing.assert_array_equal(bn.grad_weight, expected[1].astype(np.float32))
+    bn.eval()
+    bn(x)
+    dx = bn.backward(dy)
+    expected = bnlib.batch_norm_eval_backward(
+        dy, x, bn.running_mean, bn.running_var, bn.weight, bn.eps
+    )
+    np.testing.assert_array_equal(dx, expected[0])
+    np.testing.assert_array_equal(bn.grad_bias, expected[2].astype(np.float32))

@@ -230,33 +230,3 @@ def test_same_seed_same_stream():
 def test_bad_input_raises_clear_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
-
-
-def _line(fig, gid):
-    lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == gid]
-    assert len(lines) == 1, gid
-    return lines[0]
-
-
-def test_chapter3_figures_plot_the_simulation():
-    from bnlib import plots
-
-    traces = [simulate.simulate_running_stats(p, 8, 30, seed=0) for p in (0.1, None)]
-    pop_mean = np.array(simulate.POPULATION_MEAN)
-    pop_var = np.array(simulate.POPULATION_STD) ** 2
-    fig = plots.running_stats_figure(traces, pop_mean, pop_var, channel=1)
-    np.testing.assert_array_equal(_line(fig, "mean:0.1").get_ydata(), traces[0].running_mean[:, 1])
-    np.testing.assert_array_equal(_line(fig, "var:None").get_ydata(), traces[1].running_var[:, 1])
-    np.testing.assert_array_equal(_line(fig, "batch_var").get_ydata(), traces[0].batch_var[:, 1])
-
-    fig = plots.ema_weights_figure([0.1, 0.5], steps=20)
-    np.testing.assert_allclose(_line(fig, "weights:0.5").get_ydata(), 0.5 ** np.arange(1, 21))
-
-    spreads = [simulate.batch_stat_spread(n, trials=50) for n in (2, 8)]
-    fig = plots.batch_spread_figure(spreads, simulate.POPULATION_STD)
-    expected = [s.var_std[1] / simulate.POPULATION_STD[1] ** 2 for s in spreads]
-    np.testing.assert_allclose(_line(fig, "var:c1").get_ydata(), expected)
-
-    train, ideal = simulate.probe_outputs(4, trials=30)
-    fig = plots.probe_outputs_figure({4: train}, ideal[0])
-    np.testing.assert_array_equal(_line(fig, "probe:N=4").get_xdata(), train[:, 0])

@@ -1,12 +1,15 @@
-"""The figures of chapters 1-2: each plots exactly what bnlib (and torch) compute."""
+"""bnlib.plots: each figure plots exactly what bnlib (and torch) compute."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 
 import bnlib
-from bnlib import plots
+from bnlib import plots, simulate
+from tests.cases import random_input
 
 BLOG_X = np.array(
     [[[[1, 1], [1, 2]], [[-1, 1], [0, 1]]], [[[0, -1], [2, 2]], [[0, -1], [3, 1]]]],
@@ -190,3 +193,67 @@ def test_pooling_ids_rejects_bad_input():
         plots.pooling_ids((2, 4, 2, 2), "GroupNorm", 3)
     with pytest.raises(ValueError, match="layer must be one of"):
         plots.pooling_ids((2, 4, 2, 2), "BatchNorm1d")
+
+
+# -- running statistics ----------------------------------------------------------------------
+
+
+def test_running_stats_figures_plot_the_simulation():
+    traces = [simulate.simulate_running_stats(p, 8, 30, seed=0) for p in (0.1, None)]
+    pop_mean = np.array(simulate.POPULATION_MEAN)
+    pop_var = np.array(simulate.POPULATION_STD) ** 2
+    fig = plots.running_stats_figure(traces, pop_mean, pop_var, channel=1)
+    np.testing.assert_array_equal(
+        line_by_gid(fig, "mean:0.1").get_ydata(), traces[0].running_mean[:, 1]
+    )
+    np.testing.assert_array_equal(
+        line_by_gid(fig, "var:None").get_ydata(), traces[1].running_var[:, 1]
+    )
+    np.testing.assert_array_equal(
+        line_by_gid(fig, "batch_var").get_ydata(), traces[0].batch_var[:, 1]
+    )
+
+    fig = plots.ema_weights_figure([0.1, 0.5], steps=20)
+    np.testing.assert_allclose(line_by_gid(fig, "weights:0.5").get_ydata(), 0.5 ** np.arange(1, 21))
+
+    spreads = [simulate.batch_stat_spread(n, trials=50) for n in (2, 8)]
+    fig = plots.batch_spread_figure(spreads, simulate.POPULATION_STD)
+    expected = [s.var_std[1] / simulate.POPULATION_STD[1] ** 2 for s in spreads]
+    np.testing.assert_allclose(line_by_gid(fig, "var:c1").get_ydata(), expected)
+
+    train, ideal = simulate.probe_outputs(4, trials=30)
+    fig = plots.probe_outputs_figure({4: train}, ideal[0])
+    np.testing.assert_array_equal(line_by_gid(fig, "probe:N=4").get_xdata(), train[:, 0])
+
+
+# -- the backward pass -----------------------------------------------------------------------
+
+
+def test_gradient_projection_figure_draws_the_formula():
+    """Dots (Σ dx·x̂) lie on the lines (γ·ε·s³·Σ dy·x̂); crosses (Σ dx) at rounding level."""
+    rng = np.random.default_rng(6)
+    x = random_input(5, (4, 3, 2, 2), np.float64, min_scale=0.2)
+    dy = rng.standard_normal(x.shape)
+    weight = rng.uniform(0.5, 2, 3)
+    eps_values = np.logspace(-6, 0, 7)
+    fig = plots.gradient_projection_figure(x, dy, weight, eps_values)
+    lines = fig.axes[0].get_lines()
+    for c in range(3):
+        formula, dots, crosses = lines[3 * c : 3 * c + 3]
+        np.testing.assert_array_equal(formula.get_xdata(), eps_values)
+        np.testing.assert_allclose(dots.get_ydata(), formula.get_ydata(), rtol=1e-6)
+        assert np.all(np.diff(np.log(formula.get_ydata())[:3]) > 0)  # rising with ε
+        assert np.all(crosses.get_ydata() < 1e-12)
+    plt.close(fig)
+
+
+def test_backward_graph_figure_labels_every_node_and_gradient():
+    fig = plots.backward_graph_figure()
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    for _, _, label, _ in plots._BACKWARD_GRAPH_NODES.values():
+        assert label in texts
+    for gradient in plots._BACKWARD_GRAPH_GRADIENTS.values():
+        assert gradient in texts
+    arrows = [t for t in fig.axes[0].texts if isinstance(t, Annotation)]
+    assert len(arrows) == len(plots._BACKWARD_GRAPH_EDGES)  # one arrow per edge
+    plt.close(fig)
