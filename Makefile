@@ -44,7 +44,7 @@ lint: $(SETUP)
 	$(BIN)/ruff format --check bnlib tests benchmarks tools
 
 unit: $(SETUP)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 # The browser tests (tests/test_site.py) drive Debian's chromium through Playwright's Python
 # package (`playwright install` cannot work here); root (as in CI) installs it when missing.
@@ -54,7 +54,7 @@ $(CHROMIUM):
 	apt-get update -q && apt-get install -y -q chromium
 
 test: $(SETUP) lint book $(CHROMIUM) $(BWRAP)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 bench: $(SETUP)
 	$(BIN)/python benchmarks/bench_bnlib.py

@@ -559,10 +559,7 @@ def assess(check: Check, trials: list[Trial], returned: list[Returned]) -> Check
         triples = zip(check.outputs, back.outputs, expected, strict=True)
         for k, (name, got, exp) in enumerate(triples):
             if got.shape != exp.shape:
-                problems.append(
-                    f"{name} has shape {got.shape}; expected {exp.shape}"
-                    + (" (one value per channel)" if exp.ndim == 1 else " (the shape of x)")
-                )
+                problems.append(f"{name} has shape {got.shape}; expected {exp.shape}")
                 values_ok = False
                 continue
             if not close(got, exp, coarser(got.dtype, exp.dtype)):

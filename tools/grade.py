@@ -377,6 +377,7 @@ def grade_notebook(
     report["score"] = round(sum(p["points"] for p in report["parts"].values()), 2)
     report["notes"] = notes
     report["seconds"] = round(time.monotonic() - start, 2)
+    report["cpu_seconds"] = run.cpu
     return report
 
 

@@ -13,8 +13,9 @@ sandbox:
 - has no network, its own PID namespace (``--unshare-pid``) and ``--die-with-parent``: when
   the runner ends, or the grader kills the sandbox at the time limit, every process it
   started ends with it, ``start_new_session`` or not;
-- runs as an unprivileged user: as root, the runner drops to a uid of its own per parallel
-  slot (so that the process limit, ``RLIMIT_NPROC``, bounds a fork bomb to its slot);
+- runs as an unprivileged user: as root, the runner drops to a uid of its own, locked for
+  the sandbox's lifetime (so that the process limit, ``RLIMIT_NPROC``, bounds a fork bomb
+  to its own sandbox, even with other graders running);
 - is bounded: total time, memory (``RLIMIT_AS``), file size, number of processes, and the
   bytes it may send back.
 
@@ -24,8 +25,11 @@ What comes back is parsed as data only: JSON headers and ``.npy`` arrays loaded 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
+import math
 import os
 import resource
 import shutil
@@ -44,7 +48,8 @@ from bnlib.check import Returned, Trial
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).resolve().parent / "runner.py"
 MAGIC = b"BNBK"
-SLOT_UID_BASE = 61000  # as root, slot s runs as uid SLOT_UID_BASE + s
+SLOT_UID_BASE = 61000  # as root, each sandbox runs as a free uid from here on
+UID_COUNT = 64
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Run:
     returned: dict[str, list[Returned]] = field(default_factory=dict)  # part -> per trial
     parts: dict[str, str] = field(default_factory=dict)  # part -> done|timeout|crashed|missing
     finished: bool = False  # the runner got to its end
+    cpu: float | None = None  # CPU seconds the submission used, when the runner said
     timed_out: bool = False  # killed at the total time limit
     overflow: bool = False  # sent back more than the limit
     error: str = ""  # the sandbox itself failed (bwrap missing, ...)
@@ -276,7 +282,38 @@ def run(
     for a machine that is itself thrown away after one submission, like Gradescope's
     containers.
     """
-    work_uid = SLOT_UID_BASE + slot if os.getuid() == 0 else None
+    if os.getuid() != 0:
+        return _run(cells, parts, trials, limits, None, isolation)
+    with _free_uid(slot) as uid:
+        return _run(cells, parts, trials, limits, uid, isolation)
+
+
+@contextlib.contextmanager
+def _free_uid(first: int):
+    """A uid of its own for one sandbox (root only), locked for as long as it runs, so that
+    concurrent graders never share one (its process limit, or the clean-up by uid)."""
+    locks = Path(tempfile.gettempdir()) / "bnbook-sandbox-uids"
+    locks.mkdir(mode=0o700, exist_ok=True)
+    if locks.is_symlink() or locks.stat().st_uid != 0:
+        raise SandboxUnavailable(f"{locks} is not root's own directory")
+    for k in range(UID_COUNT):
+        uid = SLOT_UID_BASE + (first + k) % UID_COUNT
+        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(fd)
+        return
+    raise SandboxUnavailable(f"no free sandbox uid: {UID_COUNT} sandboxes running at once?")
+
+
+def _run(cells, parts, trials, limits: Limits, work_uid: int | None, isolation: str) -> Run:
+    tag = f"bnbook-grader-{os.getpid()}"  # on every sandbox's command line: whose it is
     with tempfile.TemporaryDirectory(prefix="bnbook-sandbox-") as tmp:
         job = Path(tmp) / "job"
         job.mkdir()
@@ -293,7 +330,7 @@ def run(
             python = os.path.join(os.path.realpath(sys.prefix), "bin", "python")
             if work_uid is not None and not _world_usable(python):
                 return Run(error=f"{os.path.realpath(python)} is not usable by another user")
-            cmd = [python, "-s", str(RUNNER), str(job)]
+            cmd = [python, "-s", str(RUNNER), str(job), tag]
             env = {**ENV, "HOME": str(scratch), "PYTHONPATH": str(ROOT)}
             env["MPLCONFIGDIR"] = env["IPYTHONDIR"] = str(scratch)
         (job / "job.json").write_text(json.dumps(spec))
@@ -302,7 +339,7 @@ def run(
         Path(tmp).chmod(0o755)
         if isolation != "process":
             try:
-                cmd = command(job, work_uid, limits)
+                cmd = command(job, work_uid, limits) + [tag]
             except SandboxUnavailable as exc:
                 return Run(error=str(exc))
         proc = subprocess.Popen(
@@ -372,7 +409,7 @@ def load_array(blob: bytes, max_bytes: int) -> np.ndarray:
         raise ValueError(f"npy version {version}")
     if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
         raise ValueError(f"dtype {dtype}")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(int(n) for n in shape)  # Python ints: no overflow to a small size
     nbytes = count * dtype.itemsize
     if nbytes > max_bytes or len(blob) - stream.tell() != nbytes:
         raise ValueError("size does not match the header")
@@ -445,6 +482,8 @@ def parse(data: bytes, trials: dict[str, list[Trial]]) -> Run:
             result.returned[header["part"]][k] = returned(header, blobs, items[k])
         elif kind == "end":
             result.finished = True
+        elif kind == "cpu" and isinstance(header.get("seconds"), (int, float)):
+            result.cpu = float(header["seconds"])
     return result
 
 
@@ -456,7 +495,7 @@ def returned(header: dict, blobs: list[bytes], trial: Trial) -> Returned:
     limit = 1 << 26
     try:
         arrays = [load_array(blob, limit) for blob in blobs]
-    except ValueError as exc:
+    except Exception as exc:  # whatever a malformed .npy raises
         return Returned(problem=f"an output is not a plain array of numbers ({exc})")
     outputs = arrays[:n_out]
     after_arrays = iter(arrays[n_out:])
