@@ -6,6 +6,10 @@ a report, never a crash of the checker."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -624,3 +628,42 @@ def test_to_dict_is_json_ready():
     d = check.merge_stats(merge_no_delta).to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["check"] == "merge_stats" and d["diagnoses"][0]["mistake"] == "merge_no_delta_term"
+
+
+def test_the_checks_need_numpy_only():
+    """The student wheel is NumPy-only: the three checks run with torch, matplotlib,
+    ipywidgets and IPython made unimportable."""
+    code = textwrap.dedent(
+        """
+        import sys
+        BLOCKED = {"torch", "matplotlib", "ipywidgets", "IPython", "scipy", "sklearn"}
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"{name} is blocked")
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        import bnlib.check
+        def fold(w, b, rm, rv, eps, g, be):
+            s = g / np.sqrt(rv + eps)
+            return w * s.reshape(-1, 1, 1, 1), s * ((0 if b is None else b) - rm) + be
+        def merge(na, ma, qa, nb, mb, qb):
+            n, d = na + nb, mb - ma
+            return n, ma + d * nb / n, qa + qb + d * d * na * nb / n
+        def gn(x, G, g, b, eps):
+            r = x.reshape(x.shape[0], G, -1)
+            y = ((r - r.mean(2, keepdims=True)) / np.sqrt(r.var(2, keepdims=True) + eps))
+            return y.reshape(x.shape) * g.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1)
+        for checker, fn in ((bnlib.check.fold_bn, fold), (bnlib.check.merge_stats, merge),
+                            (bnlib.check.group_norm, gn)):
+            assert checker(fn), str(checker(fn))
+        print("ok", sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok []"
