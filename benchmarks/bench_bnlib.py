@@ -6,7 +6,7 @@ Training mode, float32, torch on its default threads. The contenders take turns:
 round runs every contender once, as a block of ``--block`` timed calls after one untimed
 call, with a pause after every block. Prints, for each shape, each contender's median
 time per call over the rounds, and the ratios bnlib / torch (the ratio of the medians,
-and the lowest and highest ratio within a round) and bnlib / copy.
+and the quartiles of the ratios within a round) and bnlib / copy.
 
 Why blocks and pauses: after its last call torch's OpenMP workers keep spinning for a
 moment, taking the second core from whatever runs next, so each block is followed by a
@@ -99,7 +99,7 @@ def main() -> None:
     )
     header = (
         f"{'shape':>18} {'contender':>24} {'ms':>9} {'/ torch':>8} "
-        f"{'(range in a round)':>19} {'/ copy':>7}"
+        f"{'(quartiles, rounds)':>19} {'/ copy':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -112,7 +112,8 @@ def main() -> None:
                 torch_name = name.replace("bnlib", "torch")
                 per_round = t[name] / t[torch_name]
                 vs_torch = f"{seconds / median[torch_name]:.2f}"
-                spread = f"{per_round.min():.2f}–{per_round.max():.2f}"
+                q1, q3 = np.percentile(per_round, [25, 75])
+                spread = f"{q1:.2f}–{q3:.2f}"
             print(
                 f"{str(shape):>18} {name:>24} {seconds * 1e3:9.3f} {vs_torch:>8} "
                 f"{spread:>19} {seconds / median['copy']:7.2f}"

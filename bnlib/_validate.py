@@ -106,3 +106,78 @@ def backward_inputs(dy, x, weight, eps: float) -> tuple[np.ndarray, np.ndarray, 
     weight = channel_vector(weight, x.shape[1], "weight")
     require_eps(eps)
     return dy.astype(x.dtype, copy=False), x, weight
+
+
+# --------------------------------------------------------------------------------------
+# BatchNorm2d
+# --------------------------------------------------------------------------------------
+
+
+def channel_count(num_features) -> int:
+    """``num_features``, the number of channels C: a positive int."""
+    if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)):
+        raise TypeError(
+            f"num_features must be an int (the number of channels C), "
+            f"got {type(num_features).__name__}"
+        )
+    if num_features < 1:
+        raise ValueError(
+            f"num_features must be at least 1 (the number of channels C), got {num_features}"
+        )
+    return int(num_features)
+
+
+def image_input(x, num_features: int) -> np.ndarray:
+    """A module's input: :func:`as_input`, 4D ``(N, C, H, W)``, with ``num_features`` channels."""
+    x = as_input(x)
+    if x.ndim != 4:
+        raise ValueError(f"expected 4D input (N, C, H, W) (got {x.ndim}D input)")
+    if x.shape[1] != num_features:
+        raise ValueError(
+            f"expected input with {num_features} channels (num_features), "
+            f"got input of shape {x.shape} with {x.shape[1]} channels"
+        )
+    return x
+
+
+def output_gradient(dy, x: np.ndarray) -> np.ndarray:
+    """``dy`` for a module's backward: shaped like the last forward's input, in its dtype."""
+    dy = as_input(dy, "dy")
+    if dy.shape != x.shape:
+        raise ValueError(
+            f"dy must have the shape of the last forward's output {x.shape}, got {dy.shape}"
+        )
+    return dy.astype(x.dtype, copy=False)
+
+
+def state_arrays(state_dict, expected: list[str], num_features: int, owner: str) -> dict:
+    """The entries of a state dict as NumPy arrays, checked before anything is loaded.
+
+    Keys must be exactly ``expected``; parameters and buffers float of shape (C,);
+    ``num_batches_tracked`` an integer scalar.
+    """
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise KeyError(
+            f"Error(s) in loading state_dict for {owner}: missing keys {missing}, "
+            f"unexpected keys {unexpected}"
+        )
+    arrays = {k: to_numpy(v) for k, v in state_dict.items()}
+    for key in expected:
+        value = arrays[key]
+        if key == "num_batches_tracked":
+            if value.shape != () or value.dtype.kind not in "iu":
+                raise ValueError(
+                    f"num_batches_tracked must be an integer scalar, got shape "
+                    f"{value.shape} and dtype {value.dtype}"
+                )
+            continue
+        if value.shape != (num_features,):
+            raise ValueError(
+                f"size mismatch for {key}: copying a param with shape {value.shape}, "
+                f"the shape in the current model is ({num_features},)"
+            )
+        if value.dtype.kind != "f":
+            raise TypeError(f"{key} must be floating point, got dtype {value.dtype}")
+    return arrays

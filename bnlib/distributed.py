@@ -217,6 +217,10 @@ class SyncBatchNorm2d(BatchNorm2d):
 # --------------------------------------------------------------------------------------
 
 
+# Seconds the processes of run() may take to start and join the group
+RENDEZVOUS_TIMEOUT = 120.0
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (the OS picks it: bind to port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -228,14 +232,19 @@ def _worker(rank, world_size, port, fn, args, folder, collective_timeout) -> Non
     """One process: join the gloo group, run ``fn(rank, world_size, *args)``, and pickle
     its result to ``folder/<rank>.pkl``."""
     torch.set_num_threads(1)
+    # Joining waits for every process to start (each imports torch: seconds apart on a
+    # busy machine), so the rendezvous gets a generous timeout; once all have joined,
+    # collectives get the short one.
     dist.init_process_group(
         "gloo",
         init_method=f"tcp://127.0.0.1:{port}",
         rank=rank,
         world_size=world_size,
-        timeout=datetime.timedelta(seconds=collective_timeout),
+        timeout=datetime.timedelta(seconds=max(RENDEZVOUS_TIMEOUT, collective_timeout)),
     )
     try:
+        dist.barrier()
+        dist.distributed_c10d._set_pg_timeout(datetime.timedelta(seconds=collective_timeout))
         result = fn(rank, world_size, *args)
     finally:
         dist.destroy_process_group()
@@ -254,10 +263,10 @@ def run(
 
     ``fn`` must be importable (defined at the top level of a module, as the workers
     below), and its arguments and result picklable. The processes form a gloo group on
-    127.0.0.1 at a free port; a collective that waits longer than ``collective_timeout``
-    seconds fails, and if the whole run takes longer than ``timeout`` seconds it is
-    stopped with a ``TimeoutError``. A worker's exception is raised here (with its
-    traceback). Every process is ended before this returns, whatever happens.
+    127.0.0.1 at a free port. Once all have joined, a collective that waits longer than
+    ``collective_timeout`` seconds fails; if the whole run takes longer than ``timeout``
+    seconds, it is stopped with a ``TimeoutError``. A worker's exception is raised here
+    (with its traceback). Every process is ended before this returns, whatever happens.
     """
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
@@ -370,10 +379,22 @@ def torch_sync_batch_norm_worker(rank: int, world_size: int, num_features: int) 
     return out
 
 
+def ddp_gradient_worker(rank: int, world_size: int) -> dict:
+    """What ``DistributedDataParallel`` does with parameter gradients: a one-weight model
+    whose gradient on rank r is r + 1; returns that local gradient and DDP's."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    ddp(torch.tensor([[rank + 1.0]])).sum().backward()
+    return {"local": rank + 1.0, "ddp": model.weight.grad.item()}
+
+
 def demo_worker(rank: int, world_size: int, jobs: list[dict], num_features: int) -> dict:
-    """The chapter's run: :func:`train_worker` on ``jobs``, then
-    :func:`torch_sync_batch_norm_worker` (one start of the processes for both)."""
+    """The chapter's run, one start of the processes for all: :func:`train_worker` on
+    ``jobs``, :func:`torch_sync_batch_norm_worker` and :func:`ddp_gradient_worker`."""
     return {
         "jobs": train_worker(rank, world_size, jobs),
         "torch": torch_sync_batch_norm_worker(rank, world_size, num_features),
+        "ddp": ddp_gradient_worker(rank, world_size),
     }

@@ -7,13 +7,15 @@ kernels, reference and PyTorch equal. What makes them fast:
 
 - the input is viewed as ``(N, C, L)``, ``L = H·W``, and per-channel sums are
   matrix–vector products (``a @ ones``) and ``np.vecdot``: NumPy's fastest reductions;
-- few passes over memory, written into preallocated arrays (``out=``), with the
-  per-channel factors folded together (γ·s, β − μ·γ·s, ...) so that each pass does one
-  multiply or add;
-- per-channel vectors laid out as contiguous ``(C, L)`` blocks, so that NumPy runs its
+- the work goes a chunk of channels at a time, small enough that the chunk's arrays stay
+  in cache while the several passes over it run, so main memory sees each array about once;
+- the forward and the backward write every pass into the output's own memory (``out=``,
+  in-place operators): no temporaries; the backward folds s = 1/√(σ² + ε) into its
+  per-channel coefficients;
+- per-channel vectors are laid out as contiguous ``(C, L)`` blocks, so that NumPy runs its
   loops for two contiguous operands;
-- on inputs of a few million values, groups of channels run in threads on every core
-  (NumPy releases the GIL in its loops; channels never interact).
+- on inputs of a few million values, the chunks are shared among threads, one per core
+  (NumPy releases the GIL inside its loops; channels never interact).
 
 Inputs are assumed checked (C-contiguous, ``dy`` in ``x``'s dtype; statistics float64).
 """
@@ -26,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# Starting work on the second core costs tens of microseconds; it pays off from a few
-# million elements (benchmarks/bench_bnlib.py: 32×64×56×56 runs in about half the time).
+# Handing work to the other cores costs tens of microseconds, and more on a busy machine;
+# it pays off from a few million elements (32×64×56×56 in benchmarks/bench_bnlib.py).
 PARALLEL_MIN_SIZE = 1 << 22
 
 # Work goes through the input a chunk of channels at a time, each chunk about this many
@@ -38,6 +40,8 @@ PARALLEL_MIN_SIZE = 1 << 22
 CHUNK_BYTES = 1 << 21
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
+    os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _channels_view(x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,15 @@ from collections import OrderedDict
 import numpy as np
 
 from bnlib import kernels
-from bnlib._validate import as_input, require_batch_size, require_eps, require_momentum, to_numpy
+from bnlib._validate import (
+    channel_count,
+    image_input,
+    output_gradient,
+    require_batch_size,
+    require_eps,
+    require_momentum,
+    state_arrays,
+)
 from bnlib.functional import _batch_norm
 
 # What to do about a batch with one value per channel, by track_running_stats
@@ -43,18 +51,9 @@ class BatchNorm2d:
         affine: bool = True,
         track_running_stats: bool = True,
     ) -> None:
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)):
-            raise TypeError(
-                f"num_features must be an int (the number of channels C), "
-                f"got {type(num_features).__name__}"
-            )
-        if num_features < 1:
-            raise ValueError(
-                f"num_features must be at least 1 (the number of channels C), got {num_features}"
-            )
+        self.num_features = channel_count(num_features)
         require_eps(eps)
         require_momentum(momentum, allow_none=True)
-        self.num_features = int(num_features)
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
@@ -111,16 +110,7 @@ class BatchNorm2d:
 
     def forward(self, x) -> np.ndarray:
         """Normalize ``x`` (N, C, H, W); training updates the running stats."""
-        x = as_input(x)
-        if x.ndim != 4:
-            raise ValueError(
-                f"expected 4D input (N, C, H, W) (got {x.ndim}D input)",
-            )
-        if x.shape[1] != self.num_features:
-            raise ValueError(
-                f"expected input with {self.num_features} channels (num_features), "
-                f"got input of shape {x.shape} with {x.shape[1]} channels"
-            )
+        x = image_input(x, self.num_features)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             require_batch_size(x, ONE_VALUE_ADVICE[self.track_running_stats])
@@ -160,12 +150,7 @@ class BatchNorm2d:
             raise RuntimeError(
                 "backward() called before forward(): call the module on an input first"
             )
-        dy = as_input(dy, "dy")
-        if dy.shape != x.shape:
-            raise ValueError(
-                f"dy must have the shape of the last forward's output {x.shape}, got {dy.shape}"
-            )
-        dy = dy.astype(x.dtype, copy=False)
+        dy = output_gradient(dy, x)
         backward = kernels._backward if self._saved_batch_stats else kernels._eval_backward
         dx, dweight, dbias = backward(dy, x, self._saved_mean, self._saved_invstd, self.weight)
         if self.affine:
@@ -190,30 +175,7 @@ class BatchNorm2d:
     def load_state_dict(self, state_dict) -> None:
         """Load a state dict from :meth:`state_dict` or from ``torch_module.state_dict()``."""
         expected = list(self.state_dict().keys())
-        missing = [k for k in expected if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in expected]
-        if missing or unexpected:
-            raise KeyError(
-                f"Error(s) in loading state_dict for {self!r}: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
-            )
-        arrays = {k: to_numpy(v) for k, v in state_dict.items()}
-        for key in expected:
-            value = arrays[key]
-            if key == "num_batches_tracked":
-                if value.shape != () or value.dtype.kind not in "iu":
-                    raise ValueError(
-                        f"num_batches_tracked must be an integer scalar, got shape "
-                        f"{value.shape} and dtype {value.dtype}"
-                    )
-                continue
-            if value.shape != (self.num_features,):
-                raise ValueError(
-                    f"size mismatch for {key}: copying a param with shape {value.shape}, "
-                    f"the shape in the current model is ({self.num_features},)"
-                )
-            if value.dtype.kind != "f":
-                raise TypeError(f"{key} must be floating point, got dtype {value.dtype}")
+        arrays = state_arrays(state_dict, expected, self.num_features, repr(self))
         for key in expected:
             if key == "num_batches_tracked":
                 self.num_batches_tracked = int(arrays[key])

@@ -11,6 +11,8 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import bnlib
 from bnlib import distributed, sharded
@@ -265,10 +267,6 @@ def test_disagreeing_ranks_all_raise_a_clear_error(runs, name):
             assert re.search(pattern, rank_out["error"]), rank_out["error"]
 
 
-def test_runs_take_bounded_time(runs):
-    assert runs[3] < 45
-
-
 def test_numpy_shards_match_the_processes(runs):
     """bnlib.sharded on array shards gives what the processes gave."""
     job, ranks = runs[0][3, "float64 unequal, empty rank"]
@@ -324,10 +322,14 @@ def _no_children_left():
 
 
 def test_a_silent_rank_fails_within_the_collective_timeout():
+    """Rank 0's all-gather gives up after the collective timeout (2 s), long before run()'s
+    own time limit (60 s) would stop it."""
     start = time.monotonic()
-    with pytest.raises(Exception, match="(?i)timed out|timeout|connection"):
-        distributed.run(silent_rank_worker, 2, timeout=40, collective_timeout=2)
-    assert time.monotonic() - start < 25
+    with pytest.raises(torch.multiprocessing.ProcessRaisedException) as raised:
+        distributed.run(silent_rank_worker, 2, timeout=60, collective_timeout=2)
+    assert "Timed out waiting 2000ms" in str(raised.value)
+    assert "in _gather" in str(raised.value)
+    assert time.monotonic() - start < 45
     assert not _no_children_left()
 
 
@@ -345,3 +347,57 @@ def test_free_port_is_bindable():
     port = distributed.free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+@given(
+    sizes=st.lists(st.integers(0, 4), min_size=1, max_size=4).filter(lambda s: sum(s) > 0),
+    c=st.integers(1, 3),
+    hw=st.sampled_from([(1, 1), (2, 3), (4, 4)]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    affine=st.booleans(),
+    mean=st.sampled_from([0.0, 5.0, 1e3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sharded_algorithm_matches_torch_on_the_whole_batch(
+    sizes, c, hw, dtype, affine, mean, seed
+):
+    """Shards of any sizes (empty ones too): the outputs, input gradients and the sums of
+    the γ, β shares are those of torch's batch norm on the concatenated batch."""
+    if sum(sizes) * hw[0] * hw[1] < 2:
+        sizes = [*sizes, 1]
+        if hw == (1, 1):
+            sizes = [*sizes, 1]
+    rng = np.random.default_rng(seed)
+    xs = [(mean + rng.standard_normal((n, c, *hw))).astype(dtype) for n in sizes]
+    dys = [rng.standard_normal(x.shape).astype(dtype) for x in xs]
+    weight = rng.uniform(0.5, 2, c).astype(dtype) if affine else None
+    bias = rng.standard_normal(c).astype(dtype) if affine else None
+    ys, global_stats = sharded.sync_batch_norm(xs, weight, bias)
+    dxs, dws, dbs = sharded.sync_batch_norm_backward(dys, xs, global_stats, weight)
+
+    x = torch.from_numpy(np.concatenate(xs)).requires_grad_()
+    w = None if weight is None else torch.from_numpy(weight).requires_grad_()
+    b = None if bias is None else torch.from_numpy(bias).requires_grad_()
+    y = torch.nn.functional.batch_norm(x, None, None, w, b, training=True)
+    y.backward(torch.from_numpy(np.concatenate(dys)))
+    tol = dict(rtol=1e-4, atol=1e-4 * (1 + mean / 100)) if dtype == np.float32 else {}
+    tol = tol or dict(rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.concatenate(ys), y.detach().numpy(), **tol)
+    np.testing.assert_allclose(np.concatenate(dxs), x.grad.numpy(), **tol)
+    if affine:
+        np.testing.assert_allclose(np.sum(dws, axis=0), w.grad.numpy(), **tol)
+        np.testing.assert_allclose(np.sum(dbs, axis=0), b.grad.numpy(), **tol)
+    count, _, _ = global_stats
+    assert count == sum(sizes) * hw[0] * hw[1]
+
+
+def test_the_numpy_core_does_not_import_torch():
+    """bnlib, bnlib.stats and bnlib.sharded work with NumPy alone."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import bnlib, bnlib.stats, bnlib.sharded; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

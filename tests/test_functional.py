@@ -145,6 +145,27 @@ def test_large_offset_keeps_float32_accuracy(dtype):
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("offset", [0.0, 30.0, 1000.0])
+def test_float32_backward_is_as_accurate_as_torch(offset):
+    """Against float64 autograd, the float32 gradients err no more than torch's float32 ones:
+    x − μ is formed before any product, so a large mean costs no extra digits."""
+    rng = np.random.default_rng(int(offset))
+    x = (rng.standard_normal((16, 3, 8, 8)) + offset).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    weight = rng.uniform(0.5, 2, 3).astype(np.float32)
+    exact = torch_grads(x.astype(np.float64), dy.astype(np.float64), weight, 1e-5)
+    torch32 = torch_grads(x, dy, weight, 1e-5)
+    _, mean, invstd = functional._forward(x, weight, None, 1e-5)
+    for ours in (
+        bnlib.batch_norm_backward(dy, x, weight),
+        functional._backward(dy, x, mean, invstd, weight),
+    ):
+        for got, theirs, want in zip(ours, torch32, exact, strict=True):
+            scale = np.abs(want).max()
+            their_error = np.abs(theirs - want).max() / scale
+            assert np.abs(got - want).max() / scale <= 2 * their_error + 1e-7
+
+
 # -- the public functions (they run the kernels) ---------------------------------------------
 
 
