@@ -136,8 +136,9 @@ def _fold_conv_bn(
     bn_w: np.ndarray | None,
     bn_b: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fold_conv_bn` without its input checks: the arithmetic, in float64."""
-    scale = 1.0 / np.sqrt(bn_rv.astype(np.float64) + bn_eps)  # s = γ / √(σ̂² + ε)
+    """The arithmetic of fold_conv_bn, in float64, without its input checks."""
+    var = bn_rv.astype(np.float64)
+    scale = 1.0 / np.sqrt(var + bn_eps)  # s = γ / √(σ̂² + ε)
     if bn_w is not None:
         scale = scale * bn_w
     shift = -bn_rm.astype(np.float64)  # b − μ̂
@@ -146,7 +147,7 @@ def _fold_conv_bn(
     bias = scale * shift  # s·(b − μ̂) + β
     if bn_b is not None:
         bias = bias + bn_b
-    per_out_channel = scale.reshape((-1,) + (1,) * (conv_w.ndim - 1))
-    weight = conv_w.astype(np.float64) * per_out_channel  # W'[c] = s_c·W[c]
+    column = scale.reshape((-1,) + (1,) * (conv_w.ndim - 1))
+    weight = conv_w.astype(np.float64) * column  # W'[c] = s_c·W[c]
     bias_dtype = conv_b.dtype if conv_b is not None else conv_w.dtype
     return weight.astype(conv_w.dtype), bias.astype(bias_dtype)

@@ -641,3 +641,60 @@ def evaluate(
         total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
         correct += int((logits.argmax(1) == labels).sum())
     return total_loss / x.shape[0], correct / x.shape[0]
+
+
+# --------------------------------------------------------------------------------------
+# The loss landscape along the gradient (Santurkar et al. 2018)
+# --------------------------------------------------------------------------------------
+
+
+def loss_and_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """The training-mode loss of ``model`` on ``(x, y)`` and its gradient (one tensor per
+    parameter). Works on a copy: the model, and its running statistics, stay as they are."""
+    probe = copy.deepcopy(model).train()
+    for layer in norm_layers(probe):
+        if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            layer.momentum = 0.0  # running = (1 − 0)·running + 0·batch: unchanged
+    loss = F.cross_entropy(probe(x), y)
+    grads = torch.autograd.grad(loss, list(probe.parameters()))
+    return float(loss.detach()), [g.detach() for g in grads]
+
+
+@dataclass
+class AlongGradient:
+    """What happens when ``model`` steps ``η`` along its negative gradient ``g``.
+
+    ``loss[i]``: L(θ − η_i g); ``gradient_change[i]``: ‖∇L(θ − η_i g) − g‖;
+    ``beta[i]``: gradient_change / ‖η_i g‖, how fast the gradient changes per unit of
+    distance moved (Santurkar et al.'s "effective β-smoothness" is its maximum).
+    """
+
+    etas: np.ndarray
+    loss0: float
+    grad_norm: float
+    loss: np.ndarray
+    gradient_change: np.ndarray
+    beta: np.ndarray
+
+
+def along_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Sequence[float]
+) -> AlongGradient:
+    """Loss and gradient at θ − η·∇L(θ) for each η, on the fixed batch ``(x, y)``."""
+    loss0, g = loss_and_gradient(model, x, y)
+    grad_norm = math.sqrt(sum(float((gi**2).sum()) for gi in g))
+    losses, changes = [], []
+    for eta in etas:
+        moved = copy.deepcopy(model)
+        with torch.no_grad():
+            for p, gi in zip(moved.parameters(), g, strict=True):
+                p.sub_(eta * gi)
+        loss, g_moved = loss_and_gradient(moved, x, y)
+        losses.append(loss)
+        pairs = zip(g_moved, g, strict=True)
+        changes.append(math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in pairs)))
+    etas = np.asarray(etas, dtype=float)
+    changes = np.asarray(changes)
+    return AlongGradient(
+        etas, loss0, grad_norm, np.asarray(losses), changes, changes / (etas * grad_norm)
+    )
