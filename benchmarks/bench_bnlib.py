@@ -1,12 +1,13 @@
 """bnlib's speed against PyTorch and against a plain memory copy, in one process.
 
-    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 15] [--block 10]
+    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 15] [--block 10] [--torch-threads N]
 
-Training mode, float32, torch on its default threads. The contenders take turns: each
-round runs every contender once, as a block of ``--block`` timed calls after one untimed
-call, with a pause after every block. Prints, for each shape, each contender's median
-time per call over the rounds, and the ratios bnlib / torch (the ratio of the medians,
-and the quartiles of the ratios within a round) and bnlib / copy.
+Training mode, float32, torch on its default threads (or ``--torch-threads``). The
+contenders take turns: each round runs every contender once, as a block of ``--block``
+timed calls after one untimed call, with a pause after every block. Prints, for each
+shape, each contender's median time per call over the rounds, and the ratios
+bnlib / torch (the ratio of the medians, and the quartiles of the ratios within a round)
+and bnlib / copy.
 
 Why blocks and pauses: after its last call torch's OpenMP workers keep spinning for a
 moment, taking the second core from whatever runs next, so each block is followed by a
@@ -89,7 +90,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="blocks per contender (>= 5)")
     parser.add_argument("--block", type=int, default=10, help="timed calls per block (>= 1)")
+    parser.add_argument(
+        "--torch-threads", type=int, default=0, help="torch's threads (default: its own choice)"
+    )
     args = parser.parse_args()
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
     if args.rounds < 5 or args.block < 1:
         parser.error("--rounds must be at least 5 and --block at least 1")
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")

@@ -145,8 +145,8 @@ def _train_forward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_forward` in one sweep, chunk by chunk; returns ``(y, mean, var, invstd)``.
 
-    Per chunk: μ = Σx/m; y = x − μ; σ² = Σy²/m; y ← y·γs + β, four passes over data in
-    cache. The biased variance σ² is returned too, for the running statistics.
+    Per chunk: μ = Σx/m; y = x − μ; σ² = Σy²/m; y ← y·γs; y ← y + β: five passes over
+    data in cache. The biased variance σ² is returned too, for the running statistics.
     """
     x3 = _channels_view(x)
     n, c, length = x3.shape
