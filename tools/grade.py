@@ -298,9 +298,11 @@ def grade_notebook(
     slot: int = 0,
     isolation: str = "bwrap",
     homework: Homework | None = None,
+    seed: int | None = None,
 ) -> dict:
     """The report for one submission (see the module docstring); ``homework`` when known
-    (else :func:`identify` tells)."""
+    (else :func:`identify` tells). The hidden cases are drawn from ``seed``, a fresh random
+    one unless given (the report keeps it, so that a disputed grade can be re-run)."""
     start = time.monotonic()
     report = {
         "id": submission_id(relative),
@@ -331,7 +333,9 @@ def grade_notebook(
     report["flags"] = flags([source for _, source in code])
     report["answers"] = answers(nb)
 
-    rng = np.random.default_rng(secrets.randbits(128))  # fresh hidden cases, every run
+    seed = secrets.randbits(64) if seed is None else seed  # fresh hidden cases, every run
+    report["seed"] = seed
+    rng = np.random.default_rng(seed)
     trials = {p.name: registry.draw_trials(p, rng) for p in homework.parts}
     specs = [
         {"name": p.name, "function": p.function, "outputs": list(p.check.outputs)}
@@ -415,7 +419,11 @@ def feedback(report: dict) -> str:
         )
     lines.append("")
     if report["cells"]:
-        lines += ["Cells that did not run to the end (each was skipped; the rest ran):", ""]
+        lines += [
+            "Cells that did not run to the end (an error, a time-out or a crash; the cells "
+            "after them still ran):",
+            "",
+        ]
         for cell in report["cells"]:
             detail = f": {cell['detail']}" if cell["detail"] else ""
             lines.append(
@@ -537,6 +545,7 @@ def grade_all(
     rubric: dict | None = None,
     isolation: str = "bwrap",
     quiet: bool = False,
+    seed: int | None = None,
 ) -> list[dict]:
     limits = limits or sandbox.Limits()
     rubric = rubric or {}
@@ -556,7 +565,7 @@ def grade_all(
             slot = slots.get()
             try:
                 relative = str(path.relative_to(submissions))
-                report = grade_notebook(path, relative, rubric, limits, slot, isolation)
+                report = grade_notebook(path, relative, rubric, limits, slot, isolation, seed=seed)
             finally:
                 slots.put(slot)
             save(out, report)
@@ -595,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part-timeout", type=float, default=30, help="seconds per function")
     parser.add_argument("--memory-mb", type=int, default=4096, help="per process")
     parser.add_argument(
+        "--seed", type=int, help="the hidden cases' seed (a report's), to re-run a grade"
+    )
+    parser.add_argument(
         "--isolation",
         choices=("bwrap", "process"),
         default="bwrap",
@@ -614,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             limits,
             registry.load_rubric(args.rubric),
             args.isolation,
+            seed=args.seed,
         )
     except sandbox.SandboxUnavailable as exc:
         raise SystemExit(str(exc)) from None

@@ -124,7 +124,8 @@ def results(report: dict) -> dict:
         )
     output = report["reason"] if report["status"] != "graded" else ""
     if notes:
-        output += "Cells that did not run to the end (skipped):\n" + "\n".join(notes)
+        output += "Cells that did not run to the end (the cells after them still ran):\n"
+        output += "\n".join(notes)
     return {
         "score": report["score"],
         "output": output.strip(),

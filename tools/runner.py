@@ -98,6 +98,19 @@ def drop_privileges(uid: int | None) -> None:
         raise SystemExit("could not drop root")
 
 
+def fork() -> int:
+    """``os.fork``, retried for a few seconds while the process limit is reached (a fork
+    bomb's processes, killed, still count until they are reaped)."""
+    deadline = _monotonic() + 10
+    while True:
+        try:
+            return _fork()
+        except BlockingIOError:
+            if _monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def wait_for(read_fd: int, timeout: float) -> bytes | None:
     """The child's report on ``read_fd`` (b"" when it died without one); None on time-out."""
     deadline = _monotonic() + timeout
@@ -132,7 +145,7 @@ def run_cells(shell, cells: list[str], timeout: float, channel: int) -> None:
     with it."""
     for index, source in enumerate(cells):
         read_fd, write_fd = _pipe()
-        pid = _fork()
+        pid = fork()
         if pid == 0:  # the child: run the cell, report, and carry on as the state holder
             LEVEL[0] += 1
             _close(read_fd)
@@ -235,7 +248,7 @@ def run_part(namespace: dict, part: dict, job_dir: str, channel: int) -> None:
         missing = {"type": "part", "part": part["name"], "status": "missing"}
         emit(channel, frame(missing))
         return
-    pid = _fork()
+    pid = fork()
     if pid == 0:
         os.setpgid(0, 0)
         try:
@@ -275,6 +288,10 @@ def call_trials(fn, part: dict, job_dir: str, channel: int) -> None:
             after = [a for a, kind in pairs if kind == "array"]
         if not all(type(a) is np.ndarray for a in after):
             after = []
+        size = sum(a.nbytes for a in arrays + after)
+        if size > part.get("max_bytes", 1 << 24):  # far more than any right answer
+            problem = f"returned {size} bytes of arrays: far more than the expected outputs"
+            back.problem, arrays, after = problem, [], []
         header = {
             "type": "trial",
             "part": part["name"],

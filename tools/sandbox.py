@@ -7,9 +7,9 @@ sandbox:
 
 - sees a minimal file system: the system's ``/usr``, ``/etc`` and libraries, the Python and
   the virtual environment (read-only), ``bnlib`` and the runner (read-only, from the
-  checkout), the job's inputs (read-only), and two small tmpfs (``/tmp`` and its working
-  directory). Not the checkout, not the other submissions, not the grading output, not the
-  home directory;
+  checkout), the job's inputs (read-only), and small tmpfs for ``/tmp``, ``/dev/shm`` and
+  its working directory. Not the checkout, not the other submissions, not the grading
+  output, not the home directory;
 - has no network, its own PID namespace (``--unshare-pid``) and ``--die-with-parent``: when
   the runner ends, or the grader kills the sandbox at the time limit, every process it
   started ends with it, ``start_new_session`` or not;
@@ -165,7 +165,7 @@ def command(job: Path, work_uid: int | None, limits: Limits) -> list[str]:
     cmd = [bwrap_path(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     cmd += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
     cmd += _system_mounts() + mounts
-    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm"]
     cmd += ["--size", size, "--tmpfs", "/tmp"]
     cmd += _parents("/opt/bnbook/bnlib") + ["--ro-bind", str(ROOT / "bnlib"), "/opt/bnbook/bnlib"]
     cmd += ["--ro-bind", str(RUNNER), "/opt/bnbook/runner.py"]
@@ -173,7 +173,7 @@ def command(job: Path, work_uid: int | None, limits: Limits) -> list[str]:
     cmd += ["--size", size, "--tmpfs", "/scratch"]
     if work_uid is not None:
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--chmod", "1777", "/scratch"]
-        cmd += ["--chmod", "1777", "/tmp"]
+        cmd += ["--chmod", "1777", "/tmp", "--chmod", "1777", "/dev/shm"]
     cmd += ["--chdir", "/scratch", "--clearenv"]
     env = {**ENV, "HOME": "/scratch", "PYTHONPATH": "/opt/bnbook"}
     for key, value in env.items():
@@ -261,7 +261,8 @@ def write_job(
                     kinds.append("number")
                     numbers[str(i)] = arg.item() if isinstance(arg, np.generic) else arg
             specs.append({"kinds": kinds, "numbers": numbers})
-        spec_parts.append({**part, "timeout": limits.part, "trials": specs})
+        max_bytes = limits.output_mb * 2**20 // (4 * max(1, len(specs)))
+        spec_parts.append({**part, "timeout": limits.part, "trials": specs, "max_bytes": max_bytes})
     spec = {"cells": cells, "cell_timeout": limits.cell, "parts": spec_parts, "cwd": "/scratch"}
     (job / "job.json").write_text(json.dumps(spec))
 
