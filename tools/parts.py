@@ -284,4 +284,64 @@ HOMEWORK_05 = Homework(
     ),
 )
 
-HOMEWORKS: dict[str, Homework] = {hw.name: hw for hw in (HOMEWORK_05,)}
+HOMEWORK_09 = Homework(  # the second homework (its checks: bnlib.check's homework 2 section)
+    name="09_homework_2",
+    source=ROOT / "chapters" / "09_homework_2.md",
+    parts=(
+        Part(
+            "group_norm",
+            "group_norm_forward",
+            4,
+            check.GROUP_NORM,
+            {
+                "gn_batch_axes": 3,
+                "gn_instance_axes": 2,
+                "gn_layer_axes": 2,
+                "gn_interleaved_groups": 1.5,
+                "gn_unbiased_variance": 1,
+                "gn_eps_outside_sqrt": 1,
+                "gn_affine_per_group": 1,
+                "gn_no_affine": 2,
+                DTYPE: 0.5,
+                IN_PLACE: 1,
+            },
+        ),
+        Part(
+            "merge_stats",
+            "merge_stats",
+            3,
+            check.MERGE_STATS,
+            {
+                "merge_unweighted_mean": 1,
+                "merge_swapped_weights": 1,
+                "merge_no_delta_term": 1.5,
+                "merge_inputs_as_variances": 1,
+                "merge_returns_variance": 0.5,
+                "merge_delta_over_n_minus_1": 1,
+                "merge_delta_over_n_squared": 1,
+                DTYPE: 0.25,
+                IN_PLACE: 0.5,
+            },
+        ),
+        Part(
+            "fold_bn",
+            "fold_bn",
+            3,
+            check.FOLD_BN,
+            {
+                "fold_var_not_std": 1.5,
+                "fold_no_eps": 0.5,
+                "fold_eps_outside_sqrt": 0.5,
+                "fold_conv_bias_dropped": 1,
+                "fold_mean_not_subtracted": 1,
+                "fold_conv_bias_not_scaled": 1,
+                "fold_bias_not_folded": 1.5,
+                "fold_weight_wrong_axis": 1.5,
+                DTYPE: 0.25,
+                IN_PLACE: 0.5,
+            },
+        ),
+    ),
+)
+
+HOMEWORKS: dict[str, Homework] = {hw.name: hw for hw in (HOMEWORK_05, HOMEWORK_09)}

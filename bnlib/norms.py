@@ -1,0 +1,165 @@
+r"""Group norm and layer norm: batch norm's formula with other axes (NumPy only).
+
+Batch norm, group norm and layer norm all compute
+
+.. math:: y = \gamma\,\frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} + \beta
+
+with the mean μ and the *biased* variance σ² (divide by the count m) of a set of values;
+they differ only in which values pool into one (μ, σ²). For ``x`` of shape ``(N, C, *)``:
+
+- batch norm: per channel, over the batch and space (axes 0, 2, 3, ...);
+- :func:`group_norm`: per sample and group of C/G *contiguous* channels, over those
+  channels and space; G = 1 pools a whole sample, G = C is instance norm;
+- :func:`layer_norm`: per sample, over the trailing ``normalized_shape`` axes.
+
+Neither group norm nor layer norm pools the batch axis, so each sample is normalized on
+its own: the same in training and evaluation, at any batch size. Both compute in float64
+and return ``x``'s dtype; they match ``torch.nn.functional.group_norm`` and
+``torch.nn.functional.layer_norm``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["group_norm", "layer_norm"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _float_array(value, name: str) -> np.ndarray:
+    """``value`` as a float32/float64 NumPy array, or a clear error."""
+    array = np.asarray(value)
+    if array.dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a floating-point array of dtype float32 or float64, got dtype "
+            f"{array.dtype}; convert it first, e.g. {name}.astype(np.float32)"
+        )
+    return array
+
+
+def _require_eps(eps) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
+        raise TypeError(f"eps must be a positive number, got {type(eps).__name__}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(
+            f"eps must be a positive finite number (default 1e-5), got {eps}; it is added to "
+            "the variance under the square root to avoid division by zero"
+        )
+
+
+def _affine_param(value, shape: tuple[int, ...], name: str, what: str) -> np.ndarray | None:
+    """``None``, or a float array of exactly ``shape``."""
+    if value is None:
+        return None
+    array = _float_array(value, name)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, {what}; got shape {array.shape}")
+    return array
+
+
+def _normalize(values: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
+    """(x − μ)/√(σ² + ε) in float64, μ and the biased σ² over ``axes``."""
+    values = values.astype(np.float64)
+    mean = values.mean(axis=axes, keepdims=True)
+    var = ((values - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (values - mean) / np.sqrt(var + eps)
+
+
+def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> np.ndarray:
+    r"""Group normalization of ``x`` of shape ``(N, C, *)``, like ``F.group_norm``.
+
+    The C channels split into ``num_groups`` = G groups of C/G consecutive channels
+    (group g holds channels g·C/G, ..., (g + 1)·C/G − 1). For each sample n and group g,
+    μ and the biased σ² pool the m = (C/G)·H·W values of those channels:
+
+    .. math::
+
+        y_{n,c} = \gamma_c\,\frac{x_{n,c} - \mu_{n,g(c)}}
+                  {\sqrt{\sigma^2_{n,g(c)} + \varepsilon}} + \beta_c
+
+    ``weight`` (γ) and ``bias`` (β) have one value per *channel*, shape ``(C,)``, or are
+    ``None`` (1 and 0). G = 1 normalizes each sample over all of (C, H, W) (layer norm with
+    a per-channel affine); G = C normalizes each (sample, channel) over space (instance
+    norm). A group of a single value normalizes to 0, so its output is β (torch raises
+    instead when N·(C/G)·H·W = 1). Returns an array of ``x``'s shape and dtype.
+    """
+    x = _float_array(x, "x")
+    if x.ndim < 2:
+        raise ValueError(
+            f"x must have shape (N, C, *) with at least 2 dimensions, got shape {x.shape}"
+        )
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"num_groups must be an int, got {type(num_groups).__name__}")
+    n, c = x.shape[:2]
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(
+            f"num_groups must be a positive divisor of the number of channels C = {c} "
+            f"(x has shape {x.shape}), got num_groups={num_groups}; e.g. "
+            f"{', '.join(str(d) for d in range(1, c + 1) if c % d == 0)}"
+        )
+    what = "one value per channel of x"
+    weight = _affine_param(weight, (c,), "weight", what)
+    bias = _affine_param(bias, (c,), "bias", what)
+    _require_eps(eps)
+    if x.size == 0:
+        return x.copy()
+    groups = x.reshape(n, int(num_groups), -1)  # (N, G, (C/G)·H·W): a group's values, in a row
+    y = _normalize(groups, (2,), eps).reshape(x.shape)
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        y = y * weight.reshape(per_channel)
+    if bias is not None:
+        y = y + bias.reshape(per_channel)
+    return y.astype(x.dtype)
+
+
+def layer_norm(
+    x, normalized_shape: int | Sequence[int], weight=None, bias=None, eps: float = 1e-5
+) -> np.ndarray:
+    r"""Layer normalization over the trailing ``normalized_shape`` axes, like ``F.layer_norm``.
+
+    With k = len(normalized_shape), the last k axes of ``x`` must equal
+    ``normalized_shape``; μ and the biased σ² pool those m = prod(normalized_shape) values,
+    once for every index of the leading axes:
+
+    .. math:: y = \gamma\,\frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} + \beta
+
+    ``weight`` (γ) and ``bias`` (β) are elementwise, of shape ``normalized_shape``, or
+    ``None``. For ``(N, C, H, W)`` and ``normalized_shape = (C, H, W)`` the statistics are
+    group norm's with one group, but γ and β hold one value per (c, h, w), not per channel.
+    Returns an array of ``x``'s shape and dtype.
+    """
+    x = _float_array(x, "x")
+    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        normalized_shape = (int(normalized_shape),)
+    try:
+        shape = tuple(int(s) for s in normalized_shape)
+    except (TypeError, ValueError):
+        raise TypeError(
+            "normalized_shape must be an int or a sequence of ints (the trailing dimensions "
+            f"of x to normalize over), got {normalized_shape!r}"
+        ) from None
+    k = len(shape)
+    if k == 0:
+        raise ValueError("normalized_shape must name at least one dimension, got ()")
+    if k > x.ndim or x.shape[x.ndim - k :] != shape:
+        raise ValueError(
+            f"normalized_shape={list(shape)} must be the trailing dimensions of x, which has "
+            f"shape {x.shape}: expected x of shape (*, {', '.join(map(str, shape))})"
+        )
+    what = "the shape normalized over (normalized_shape)"
+    weight = _affine_param(weight, shape, "weight", what)
+    bias = _affine_param(bias, shape, "bias", what)
+    _require_eps(eps)
+    if x.size == 0:
+        return x.copy()
+    y = _normalize(x, tuple(range(x.ndim - k, x.ndim)), eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype)
