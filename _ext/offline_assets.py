@@ -58,8 +58,9 @@ NOTEBOOKS_BRANCH = "notebooks"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: The setup cell's code (``install_cell`` fills in the repository and torch's pin).
 SETUP_CELL = """\
-# Setup: this notebook needs bnlib (the book's library), PyTorch and myst-nb (for
-# `glue`). On Colab, Binder or a fresh Jupyter, install whichever is missing.
+# Setup: this notebook needs bnlib (the book's library), PyTorch and the rest of
+# bnlib's `book` extra (Matplotlib, ipywidgets, scikit-learn, Keras, myst-nb for `glue`).
+# On Colab, Binder or a fresh Jupyter, install whichever is missing.
 import importlib
 import importlib.util
 
@@ -67,8 +68,11 @@ if importlib.util.find_spec("bnlib") is None:
     %pip install --quiet "bnlib @ git+{repo_url}"
 if importlib.util.find_spec("torch") is None:  # the CPU build, a smaller download
     %pip install --quiet "{torch}" --index-url {torch_index}
-if importlib.util.find_spec("myst_nb") is None:
-    %pip install --quiet myst-nb
+BOOK_EXTRA = {{"matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "sklearn": "scikit-learn",
+              "keras": "keras", "myst_nb": "myst-nb"}}
+missing = [pip for module, pip in BOOK_EXTRA.items() if importlib.util.find_spec(module) is None]
+if missing:
+    get_ipython().run_line_magic("pip", "install --quiet " + " ".join(missing))
 importlib.invalidate_caches()
 import ipywidgets
 
@@ -221,7 +225,8 @@ def torch_requirement(app: Sphinx) -> str:
 def install_cell(repo_url: str, torch: str = "torch") -> dict:
     """A first notebook cell that installs what the chapters import, when it is missing.
 
-    The chapters import bnlib (from the repository), torch and myst_nb (for ``glue``). On
+    The chapters import bnlib (from the repository), torch and the rest of bnlib's ``book``
+    extra (matplotlib, ipywidgets, sklearn, keras, myst_nb for ``glue``). On
     Colab, Binder or a fresh Jupyter some are missing; where all are importable (a clone with
     ``make setup``, this build) the cell does nothing.
     """
