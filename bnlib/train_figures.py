@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from bnlib.widgets import FRAME_DPI, Explorer, figure_png, static_explorer
+from bnlib.widgets import Explorer, Renderer, static_explorer
 
 #: Colours of the normalizations, the same in every figure of the chapter.
 COLORS = {
@@ -195,36 +195,35 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
 
 
 def _lr_figure(runs_by_lr: Mapping[float, Mapping[str, Sequence]]):
+    """The explorer's figure, its moving parts (both axes, redrawn whole at each rate) and
+    its draw function, which returns ``(caption, note)`` as :mod:`bnlib.widgets` expects."""
     figure = Figure(figsize=(9, 3.2), layout="constrained")
     axes = figure.subplots(1, 2)
-    title = figure.suptitle("", fontsize=10)
 
-    def draw(lr: float) -> str:
+    def draw(lr: float) -> tuple[str, str]:
         runs = runs_by_lr[float(lr)]
         for ax in axes:
             ax.clear()
         _draw_curves(axes, runs)
         final = {label: [h.final_accuracy for h in histories] for label, histories in runs.items()}
-        title.set_text(
-            f"learning rate {float(lr):g}: final test accuracy "
-            + ", ".join(
-                f"{label} {100 * min(a):.0f}–{100 * max(a):.0f} %" for label, a in final.items()
-            )
+        caption = f"Learning rate {float(lr):g}: final test accuracy " + ", ".join(
+            f"{label} {100 * min(a):.0f}–{100 * max(a):.0f} %" for label, a in final.items()
         )
         diverged = [label for label, hs in runs.items() if any(h.diverged for h in hs)]
+        note = ""
         if diverged:
-            return (
+            note = (
                 f"learning rate {float(lr):g}: the loss of {' and '.join(diverged)} became "
                 "infinite or NaN in at least one seed (the run diverged)."
             )
-        return ""
+        return caption, note
 
-    return figure, draw
+    return figure, list(axes), draw
 
 
 def lr_explorer(runs_by_lr: Mapping[float, Mapping[str, Sequence]], lr: float) -> Explorer:
     """Live (with a kernel): pick a learning rate and see the precomputed runs at that rate."""
-    figure, draw = _lr_figure(runs_by_lr)
+    figure, moving, draw = _lr_figure(runs_by_lr)
     slider = ipywidgets.SelectionSlider(
         options=[float(v) for v in runs_by_lr],
         value=float(lr),
@@ -232,25 +231,27 @@ def lr_explorer(runs_by_lr: Mapping[float, Mapping[str, Sequence]], lr: float) -
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("Training at one learning rate", slider, figure, {}, draw)
+    return Explorer("Training at one learning rate", slider, figure, {}, draw, moving)
 
 
 def lr_explorer_static(
     runs_by_lr: Mapping[float, Mapping[str, Sequence]], lr: float
 ) -> ipywidgets.VBox:
     """Static page: one frame per learning rate of the sweep, switched in the browser."""
-    figure, draw = _lr_figure(runs_by_lr)
+    figure, moving, draw = _lr_figure(runs_by_lr)
+    renderer = Renderer(figure, moving)
     values = [float(v) for v in runs_by_lr]
     frames = []
     for value in values:
-        message = draw(value)
-        frames.append((message, figure_png(figure, FRAME_DPI, palette=True)))
+        caption, note = draw(value)
+        frames.append((caption, note, renderer.png()))
     box = static_explorer(
         "Training at one learning rate (learning rate on the slider)",
         [f"{v:g}" for v in values],
         frames,
         values.index(float(lr)),
         "lr_explorer",
+        renderer.css_width,
     )
     box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{RUN_LIVE}</div>'
     return box

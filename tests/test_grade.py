@@ -559,9 +559,9 @@ def test_written_answers_are_exported(graded):
     rows = list(csv.DictReader(io.StringIO((graded["out"] / "answers.csv").read_text())))
     mine = [r for r in rows if r["submission"] == "partial.ipynb"]
     questions = [r["question"] for r in mine]
-    assert questions[:3] == ["hw-forward", "hw-unbiased", "hw-running"] and len(mine) == 7
-    assert [r["title"] for r in mine[:2]] == ["Exercise 1", "Exercise 2"]
-    assert mine[1]["answer"] == "every x̂ shrinks by √(7/8) in the 1×1 case."
+    assert questions == ["hw-unbiased", "hw-warmup", "hw-sums", "hw-eps"]
+    assert [r["title"] for r in mine[:2]] == ["Exercise 2", "Exercise 4"]
+    assert mine[0]["answer"] == "every x̂ shrinks by √(7/8) in the 1×1 case."
     assert all(r["answer"] == "" for r in mine if r["question"] != "hw-unbiased")
 
 

@@ -110,8 +110,18 @@ def test_notebooks_for_jupyter_have_plain_markdown(source):
         assert code_of(plain) == code_of(edition)  # code cells untouched
     student = homework.student_edition(source)
     answers = [c for c in student.cells if homework.ANSWER in c.source]
-    assert len(answers) == source_exercises(source)
     assert all(c.source == homework.ANSWER for c in answers)  # a cell of its own, to edit
+
+
+def test_answer_cells_only_where_a_written_answer_is_asked(source):
+    """The written questions get a "Your answer" cell; an exercise whose answer is a graded
+    function gets its stub instead (nothing to write in prose)."""
+    student = homework.student_edition(source, "05_homework")
+    answered = [c.metadata["bnbook"]["answer"] for c in student.cells if "bnbook" in c.metadata]
+    assert answered == ["hw-unbiased", "hw-warmup", "hw-sums", "hw-eps"]
+    stubs = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+    for function in ("bn_forward", "bn_running_stats", "bn_backward"):
+        assert f"def {function}(" in stubs
 
 
 def source_exercises(nb) -> int:
@@ -124,9 +134,8 @@ def test_editions_are_stamped_for_the_grader(source):
     assert student.metadata["bnbook"] == {"homework": "05_homework"}
     stamps = [c.metadata["bnbook"] for c in student.cells if "bnbook" in c.metadata]
     labels = [s["answer"] for s in stamps]
-    assert labels == ["hw-forward", "hw-unbiased", "hw-running", "hw-warmup", "hw-backward",
-                      "hw-sums", "hw-eps"]  # fmt: skip
-    assert stamps[1]["title"] == "Exercise 2"
+    assert labels == ["hw-unbiased", "hw-warmup", "hw-sums", "hw-eps"]
+    assert stamps[0]["title"] == "Exercise 2"
     plain = homework.plain_markdown(student)
     assert [c.metadata.get("bnbook") for c in plain.cells if "bnbook" in c.metadata] == stamps
     assert homework.solutions_edition(source, "05_homework").metadata["bnbook"]["homework"]

@@ -272,3 +272,29 @@ def test_along_gradient_matches_a_direct_computation(data):
     norm = np.sqrt(sum(float((g**2).sum()) for g in grads))
     assert result.grad_norm == pytest.approx(norm, rel=1e-5)
     np.testing.assert_allclose(result.beta, result.gradient_change / (result.etas * norm))
+
+
+def test_learning_rate_explorer_has_a_frame_and_caption_per_rate():
+    """The static explorer holds one distinct frame per learning rate, captioned with that
+    rate's accuracies; the live one recomputes its caption when the slider moves."""
+    from bnlib import train_figures
+
+    data = train.load_digits_split()
+    runs = {}
+    for lr in (0.01, 0.1):
+        models = [train.make_cnn("batch", seed=s) for s in (0, 1)]
+        histories = train.train_many(
+            models, data, [lr, lr], steps=10, batch_size=32, seeds=[0, 1], eval_every=5
+        )
+        runs[lr] = {"batch": histories}
+    box = train_figures.lr_explorer_static(runs, 0.1)
+    pages = box.stack.children
+    assert len(pages) == 2 and box.stack.selected_index == 1
+    images = [bytes(page.children[-1].value) for page in pages]
+    assert images[0] != images[1] and all(i.startswith(b"\x89PNG") for i in images)
+    captions = [page.children[-2].value for page in pages]
+    assert "Learning rate 0.01" in captions[0] and "Learning rate 0.1" in captions[1]
+    live = train_figures.lr_explorer(runs, 0.1)
+    before = live.image.value
+    live.slider.value = 0.01
+    assert "Learning rate 0.01" in live.caption.value and live.image.value != before

@@ -161,13 +161,46 @@ def answer_cell(label: str, titles: dict[str, str]):
     return nbformat.v4.new_markdown_cell(ANSWER, metadata={"bnbook": stamp})
 
 
+def graded_functions() -> set[str]:
+    """The names of every graded function (``tools/parts.py``): the homework's parts."""
+    from tools.parts import HOMEWORKS
+
+    return {part.function for hw in HOMEWORKS.values() for part in hw.parts}
+
+
+def code_answers(nb, functions: set[str]) -> set[str]:
+    """Labels of the gated solutions whose answer is a graded function's code: the student
+    writes it in the stub that replaces the solution, so no "Your answer" cell is added."""
+    labels, label = set(), None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                match = OPEN_DIRECTIVE.match(line)
+                if match and match.group(3) == "solution-start":
+                    words = line[match.end() :].split()
+                    label = words[0] if words else ""
+                elif match and match.group(3) == "solution-end":
+                    label = None
+        elif cell.cell_type == "code" and label is not None:
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                continue
+            defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+            if defined & functions:
+                labels.add(label)
+    return labels
+
+
 def student_edition(nb, name: str | None = None):
     """A copy of the notebook with every solution removed and no outputs; stamped with the
-    homework's ``name`` (``metadata.bnbook.homework``) for the grader."""
+    homework's ``name`` (``metadata.bnbook.homework``) for the grader. A written question's
+    solution leaves a "Your answer" cell; a graded function's leaves its stub only."""
     out = copy.deepcopy(nb)
     cells = []
     inside_gate = False
     titles = exercise_titles(nb)
+    no_answer = code_answers(nb, graded_functions())
     for cell in nb.cells:
         cell_tags = tags(cell)
         if cell.cell_type == "markdown":
@@ -182,7 +215,8 @@ def student_edition(nb, name: str | None = None):
                 at = match.end()
             for piece in [*pieces, text[at:]]:
                 if isinstance(piece, re.Match):
-                    cells.append(answer_cell(piece.group(1), titles))
+                    if piece.group(1) not in no_answer:
+                        cells.append(answer_cell(piece.group(1), titles))
                 elif piece.strip():
                     cells.append(nbformat.v4.new_markdown_cell(unlink_chapters(piece.strip("\n"))))
             continue
