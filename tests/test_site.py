@@ -187,7 +187,8 @@ def settle(page) -> None:
     except Exception as exc:  # Playwright's TimeoutError: what matters is checked anyway
         # (math typeset, widgets rendered, images complete above; failed and off-site
         # requests in the page's log): a slow connection left open is no failure of the page
-        warnings.warn(f"{page.url}: network not idle after 45 s ({type(exc).__name__})")
+        message = f"{page.url}: network not idle after 45 s ({type(exc).__name__})"
+        warnings.warn(message, stacklevel=2)
 
 
 def screenshot_name(path: str) -> str:
