@@ -13,7 +13,7 @@ pools the ``m = N·H·W`` values ``x[:, c, ...]`` ("per channel, over batch and 
 
 The private functions (``_forward``, ``_backward``, ...) are the reference: short NumPy
 axis reductions that assume checked input. Like PyTorch's ``native_batch_norm``, the
-training forward returns the batch mean μ and the inverse standard deviation s, and the
+training forward returns the batch mean μ and the inverse standard deviation ρ, and the
 backward takes them. Statistics are computed in float64, so float32 results agree with
 PyTorch; outputs keep the input's dtype.
 
@@ -99,12 +99,12 @@ def _normalize(
     weight: np.ndarray | None,
     bias: np.ndarray | None,
 ) -> np.ndarray:
-    r"""y = (x − μ)·s·γ + β per channel, with s = 1/√(σ² + ε) given as ``invstd``.
+    r"""y = (x − μ)·ρ·γ + β per channel, with ρ = 1/√(σ² + ε) given as ``invstd``.
 
-    Training passes the batch's μ and s, evaluation the running ones. ``weight`` γ and
+    Training passes the batch's μ and ρ, evaluation the running ones. ``weight`` γ and
     ``bias`` β may be None (γ = 1, β = 0). Returns y in x's dtype.
     """
-    y = (x - _col(mean, x)) * _col(invstd, x)  # x̂ = (x − μ)·s
+    y = (x - _col(mean, x)) * _col(invstd, x)  # x̂ = (x − μ)·ρ
     if weight is not None:
         y = y * _col(weight, x)  # γx̂
     if bias is not None:
@@ -117,9 +117,9 @@ def _forward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Training-mode forward: normalize with the batch's own statistics.
 
-        μ, σ² = batch_stats(x),   s = 1/√(σ² + ε),   y = (x − μ)·s·γ + β
+        μ, σ² = batch_stats(x),   ρ = 1/√(σ² + ε),   y = (x − μ)·ρ·γ + β
 
-    Returns ``(y, mean, invstd)``: μ and s (float64) are what the backward needs.
+    Returns ``(y, mean, invstd)``: μ and ρ (float64) are what the backward needs.
     """
     mean, var = batch_stats(x)
     invstd = 1.0 / np.sqrt(var + eps)  # ε inside the square root
@@ -138,11 +138,11 @@ def _backward(
     invstd: np.ndarray,
     weight: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Training-mode backward, given the forward's μ and s = 1/√(σ² + ε).
+    r"""Training-mode backward, given the forward's μ and ρ = 1/√(σ² + ε).
 
-    With x̂ = (x − μ)·s and m = N·H·W, per channel:
+    With x̂ = (x − μ)·ρ and m = N·H·W, per channel:
 
-        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γs/m · (m·dy − Σdy − x̂·Σdy·x̂)
+        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γρ/m · (m·dy − Σdy − x̂·Σdy·x̂)
 
     The two subtracted terms are the paths through μ and σ², which depend on x.
     Returns ``(dx, dweight, dbias)``: dx in x's dtype, the sums in float64.
@@ -152,7 +152,7 @@ def _backward(
     dbias = dy.sum(axis=_axes(x), dtype=np.float64)  # Σ dy
     dweight = (dy * xhat).sum(axis=_axes(x))  # Σ dy·x̂
     gamma = 1.0 if weight is None else weight.astype(np.float64)
-    k = gamma * invstd / m  # γs/m
+    k = gamma * invstd / m  # γρ/m
     dx = _col(k, x) * (m * dy - _col(dbias, x) - xhat * _col(dweight, x))
     return dx.astype(x.dtype), dweight, dbias
 
@@ -164,9 +164,9 @@ def _eval_backward(
     invstd: np.ndarray,
     weight: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Evaluation-mode backward: μ and s are the running statistics, constants.
+    r"""Evaluation-mode backward: μ and ρ come from the running statistics, constants.
 
-        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γs·dy
+        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γρ·dy
 
     Returns ``(dx, dweight, dbias)``: dx in x's dtype, the sums in float64.
     """
@@ -261,7 +261,7 @@ def batch_norm_backward(
             = \frac{\gamma}{m\sqrt{\sigma^2+\varepsilon}}
             \Big(m\,dy - \sum dy - \hat x \sum dy\,\hat x\Big).
 
-    The standalone form: it finds μ and s = 1/√(σ² + ε) of ``x`` and runs the
+    The standalone form: it finds μ and ρ = 1/√(σ² + ε) of ``x`` and runs the
     backward that ``BatchNorm2d`` runs. Returns ``(dx, dweight, dbias)`` in x's
     dtype; ``dweight`` and ``dbias`` are always computed (with ``weight`` None,
     they are the gradients for γ = 1, β = 0).
@@ -304,8 +304,8 @@ def batch_norm_backward_staged(
 
     Forward graph, per channel (Σ over the channel's m = N·H·W values)::
 
-        μ = Σx/m → xc = x − μ → σ² = Σxc²/m → s = (σ² + ε)^(-1/2)
-          → x̂ = xc·s → y = γx̂ + β
+        μ = Σx/m → xc = x − μ → σ² = Σxc²/m → ρ = (σ² + ε)^(-1/2)
+          → x̂ = xc·ρ → y = γx̂ + β
 
     The backward walks it in reverse, one chain-rule step per node;
     ``d<name>`` means ∂L/∂<name>. A node used twice (x feeds μ and xc; xc
@@ -330,19 +330,19 @@ def batch_norm_backward_staged(
     mu = csum(x) / m  # μ = Σx/m
     xc = x - mu  # xc = x − μ
     var = csum(xc**2) / m  # σ² = Σxc²/m
-    s = (var + eps) ** -0.5  # s = (σ² + ε)^(-1/2)
-    xhat = xc * s  # x̂ = xc·s
+    rho = (var + eps) ** -0.5  # ρ = (σ² + ε)^(-1/2)
+    xhat = xc * rho  # x̂ = xc·ρ
 
     # backward, one node at a time, last node first
     # (1) y = γx̂ + β; γ and β are shared by the channel: sums
     dbeta = csum(dy)
     dgamma = csum(dy * xhat)
     dxhat = gamma * dy
-    # (2) x̂ = xc·s; s is shared: a sum
-    ds = csum(dxhat * xc)
-    dxc = s * dxhat  # the first of xc's two uses
-    # (3) s = (σ² + ε)^(-1/2)
-    dvar = -0.5 * (var + eps) ** -1.5 * ds
+    # (2) x̂ = xc·ρ; ρ is shared: a sum
+    drho = csum(dxhat * xc)
+    dxc = rho * dxhat  # the first of xc's two uses
+    # (3) ρ = (σ² + ε)^(-1/2)
+    dvar = -0.5 * (var + eps) ** -1.5 * drho
     # (4) σ² = Σxc²/m
     dxc = dxc + 2 * xc / m * dvar  # xc's second use: add
     # (5) xc = x − μ; μ is shared: a sum
