@@ -766,3 +766,20 @@ def test_every_registered_part_has_a_consistent_rubric(hw):
         assert keys <= set(part.deductions), (part.name, keys - set(part.deductions))
         assert all(0 < v <= part.points for v in part.deductions.values()), part.name
         assert len(part.check.hidden(np.random.default_rng(0))) >= 4, part.name
+
+
+def test_an_interpreter_under_tmp_is_mounted_over_the_sandboxes_own_tmp(tmp_path, monkeypatch):
+    """A clone (and its venv) under /tmp, as CI may make: the sandbox's empty /tmp is
+    mounted first and the interpreter's prefix on top of it, so the python to run exists
+    inside while nothing else of the host's /tmp is seen."""
+    prefix = tmp_path / "venv"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    cmd = sandbox.command(tmp_path / "job", None, sandbox.Limits())
+    tmpfs = next(i for i in range(len(cmd) - 1) if cmd[i : i + 2] == ["--tmpfs", "/tmp"])
+    binds = [i for i in range(len(cmd) - 2) if cmd[i] == "--ro-bind"]
+    prefix_bind = next(i for i in binds if cmd[i + 2] == os.path.realpath(prefix))
+    assert tmpfs < prefix_bind
+    assert not any(cmd[i + 2] in ("/", "/tmp") for i in binds)  # the host's /tmp stays out
+    assert cmd[cmd.index("--") + 1] == os.path.join(os.path.realpath(prefix), "bin", "python")

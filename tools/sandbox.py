@@ -164,9 +164,12 @@ def command(job: Path, work_uid: int | None, limits: Limits) -> list[str]:
     size = str(limits.tmpfs_mb * 1024 * 1024)
     cmd = [bwrap_path(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     cmd += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    # /tmp first: an interpreter or venv that lives under /tmp (a clone there, as CI may
+    # make) is then mounted on top of the sandbox's own empty /tmp, and nothing else of
+    # the host's /tmp is seen
+    cmd += ["--size", size, "--tmpfs", "/tmp"]
     cmd += _system_mounts() + mounts
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm"]
-    cmd += ["--size", size, "--tmpfs", "/tmp"]
     cmd += _parents("/opt/bnbook/bnlib") + ["--ro-bind", str(ROOT / "bnlib"), "/opt/bnbook/bnlib"]
     cmd += ["--ro-bind", str(RUNNER), "/opt/bnbook/runner.py"]
     cmd += ["--ro-bind", str(job), "/grade"]
