@@ -21,6 +21,17 @@ def to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def float_array(value, name: str) -> np.ndarray:
+    """``value`` as a float32/float64 NumPy array (any shape), or a clear error."""
+    array = np.asarray(value)
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a float32 or float64 array, got dtype {array.dtype}; "
+            f"convert it first, e.g. {name}.astype(np.float32)"
+        )
+    return array
+
+
 def as_input(x, name: str = "input") -> np.ndarray:
     """Return ``x`` as a C-contiguous float32/float64 array of shape ``(N, C, *)``."""
     x = to_numpy(x)

@@ -25,25 +25,14 @@ import math
 
 import numpy as np
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _float_array(value, name: str) -> np.ndarray:
-    """``value`` as a float32/float64 NumPy array, or a clear error."""
-    array = np.asarray(value)
-    if array.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            f"{name} must be a float32 or float64 array, got dtype {array.dtype}; "
-            "convert it first, e.g. a.astype(np.float32)"
-        )
-    return array
+from bnlib._validate import float_array
 
 
 def _channel_vector(value, out_channels: int, name: str) -> np.ndarray | None:
     """``None``, or a float array of shape ``(out_channels,)``."""
     if value is None:
         return None
-    vector = _float_array(value, name)
+    vector = float_array(value, name)
     if vector.shape != (out_channels,):
         raise ValueError(
             f"{name} must have shape ({out_channels},), one value per output channel of the "
@@ -89,7 +78,7 @@ def fold_conv_bn(
         or ``conv_w``'s when ``conv_b`` is ``None`` (as torch does). The arithmetic is done
         in float64 and rounded once to that dtype.
     """
-    weight = _float_array(conv_w, "conv_w")
+    weight = float_array(conv_w, "conv_w")
     if weight.ndim < 2:
         raise ValueError(
             "conv_w must have shape (C_out, C_in / groups, *kernel) for a convolution or "

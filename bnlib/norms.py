@@ -20,42 +20,20 @@ and return ``x``'s dtype; they match ``torch.nn.functional.group_norm`` and
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from bnlib._validate import float_array, require_eps
+
 __all__ = ["group_norm", "layer_norm"]
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _float_array(value, name: str) -> np.ndarray:
-    """``value`` as a float32/float64 NumPy array, or a clear error."""
-    array = np.asarray(value)
-    if array.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            f"{name} must be a floating-point array of dtype float32 or float64, got dtype "
-            f"{array.dtype}; convert it first, e.g. {name}.astype(np.float32)"
-        )
-    return array
-
-
-def _require_eps(eps) -> None:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
-        raise TypeError(f"eps must be a positive number, got {type(eps).__name__}")
-    if not (eps > 0 and math.isfinite(eps)):
-        raise ValueError(
-            f"eps must be a positive finite number (default 1e-5), got {eps}; it is added to "
-            "the variance under the square root to avoid division by zero"
-        )
 
 
 def _affine_param(value, shape: tuple[int, ...], name: str, what: str) -> np.ndarray | None:
     """``None``, or a float array of exactly ``shape``."""
     if value is None:
         return None
-    array = _float_array(value, name)
+    array = float_array(value, name)
     if array.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, {what}; got shape {array.shape}")
     return array
@@ -87,7 +65,7 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) ->
     norm). A group of a single value normalizes to 0, so its output is β (torch raises
     instead when N·(C/G)·H·W = 1). Returns an array of ``x``'s shape and dtype.
     """
-    x = _float_array(x, "x")
+    x = float_array(x, "x")
     if x.ndim < 2:
         raise ValueError(
             f"x must have shape (N, C, *) with at least 2 dimensions, got shape {x.shape}"
@@ -104,7 +82,7 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) ->
     what = "one value per channel of x"
     weight = _affine_param(weight, (c,), "weight", what)
     bias = _affine_param(bias, (c,), "bias", what)
-    _require_eps(eps)
+    require_eps(eps)
     if x.size == 0:
         return x.copy()
     groups = x.reshape(n, int(num_groups), -1)  # (N, G, (C/G)·H·W): a group's values, in a row
@@ -133,7 +111,7 @@ def layer_norm(
     group norm's with one group, but γ and β hold one value per (c, h, w), not per channel.
     Returns an array of ``x``'s shape and dtype.
     """
-    x = _float_array(x, "x")
+    x = float_array(x, "x")
     if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
         normalized_shape = (int(normalized_shape),)
     try:
@@ -154,7 +132,7 @@ def layer_norm(
     what = "the shape normalized over (normalized_shape)"
     weight = _affine_param(weight, shape, "weight", what)
     bias = _affine_param(bias, shape, "bias", what)
-    _require_eps(eps)
+    require_eps(eps)
     if x.size == 0:
         return x.copy()
     y = _normalize(x, tuple(range(x.ndim - k, x.ndim)), eps)
