@@ -1,20 +1,23 @@
 """bnlib's speed against PyTorch and against a plain memory copy, in one process.
 
-    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 15] [--block 10] [--torch-threads N]
+    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 20] [--block 10] [--torch-threads N]
 
 Training mode, float32, torch on its default threads (or ``--torch-threads``). The
 contenders take turns: each round runs every contender once, as a block of ``--block``
-timed calls after one untimed call, with a pause after every block. Prints, for each
-shape, each contender's median time per call over the rounds, and the ratios
-bnlib / torch (the ratio of the medians, and the quartiles of the ratios within a round)
-and bnlib / copy.
+timed calls after a few milliseconds of untimed ones, with a pause after every block.
+Prints, for each shape, each contender's median time per call over the rounds, and the
+ratios bnlib / torch (the ratio of the medians, and the quartiles of the ratios within a
+round) and bnlib / copy.
 
 Why blocks and pauses: after its last call torch's OpenMP workers keep spinning for a
-moment, taking the second core from whatever runs next, so each block is followed by a
-pause long enough for them to go to sleep. A sleeping pool costs torch a wake-up on its
-next call, so each block starts with an untimed call, and the timed calls run with torch's
-workers awake, as in a training loop. Taking turns spreads the load of a shared machine
-over all contenders alike.
+moment, taking the second core from whatever runs next. The script measures how long
+(the process's CPU time while it sleeps after a block of torch calls) and pauses after
+every block for three times that, at least 20 ms, so that they are asleep before the next
+contender starts. A sleeping pool costs torch a wake-up on its next call, and a core that
+has been idle runs slower for a millisecond or two, so each block starts with untimed
+calls (``WARM_SECONDS`` of them, at least one): the timed calls run with torch's workers
+awake and the cores busy, as in a training loop. Taking turns spreads the load of a shared
+machine over all contenders alike.
 """
 
 from __future__ import annotations
@@ -30,26 +33,56 @@ import torch.nn.functional as F
 import bnlib
 
 SHAPES = [(32, 64, 56, 56), (8, 16, 32, 32)]
-PAUSE_SECONDS = 0.2
+WARM_SECONDS = 0.005  # untimed calls before each block
+MIN_PAUSE_SECONDS = 0.02
+
+
+def spin_seconds(fn: Callable[[], object], calls: int = 20, slice_seconds: float = 0.005) -> float:
+    """How long this process keeps a core busy after ``calls`` calls of ``fn``, in seconds.
+
+    Sleeps in slices and reads the process's CPU time: a slice where the process used more
+    than a tenth of a core (its threads spinning) counts as spinning. The longest of three
+    tries, up to 0.5 s.
+    """
+    longest = 0.0
+    for _ in range(3):
+        for _ in range(calls):
+            fn()
+        spinning, cpu0, wall0 = 0.0, time.process_time(), time.perf_counter()
+        while spinning < 0.5:
+            time.sleep(slice_seconds)
+            cpu, wall = time.process_time(), time.perf_counter()
+            if (cpu - cpu0) / (wall - wall0) < 0.1:
+                break
+            spinning += wall - wall0
+            cpu0, wall0 = cpu, wall
+        longest = max(longest, spinning)
+    return longest
 
 
 def block_times(
-    contenders: dict[str, Callable[[], object]], rounds: int, block: int
+    contenders: dict[str, Callable[[], object]], rounds: int, block: int, pause: float
 ) -> dict[str, np.ndarray]:
     """Seconds per call of each contender, one value per round (see the module docstring)."""
     times = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
-            fn()  # untimed: wakes torch's workers, warms the caches
+            warm_until = time.perf_counter() + WARM_SECONDS
+            fn()  # untimed: wakes torch's workers and the core, warms the caches
+            while time.perf_counter() < warm_until:
+                fn()
             start = time.perf_counter()
             for _ in range(block):
                 fn()
             times[name].append((time.perf_counter() - start) / block)
-            time.sleep(PAUSE_SECONDS)  # let torch's workers stop spinning
+            time.sleep(pause)  # let torch's workers stop spinning
     return {name: np.array(t) for name, t in times.items()}
 
 
-def bench_shape(shape: tuple[int, ...], rounds: int, block: int) -> dict[str, np.ndarray]:
+def bench_shape(
+    shape: tuple[int, ...], rounds: int, block: int
+) -> tuple[dict[str, np.ndarray], float, float]:
+    """Per-call seconds of every contender (one per round), torch's spin and the pause."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
     dy = rng.standard_normal(shape, dtype=np.float32)
@@ -71,10 +104,15 @@ def bench_shape(shape: tuple[int, ...], rounds: int, block: int) -> dict[str, np
         bn(x)
         bn.backward(dy)
 
-    return block_times(
+    def torch_forward():
+        F.batch_norm(tx, trm, trv, tw, tb, True, 0.1, 1e-5)
+
+    spin = max(spin_seconds(torch_forward), spin_seconds(torch_forward_backward))
+    pause = max(MIN_PAUSE_SECONDS, 3 * spin)
+    times = block_times(
         {
             "copy": x.copy,
-            "torch forward": lambda: F.batch_norm(tx, trm, trv, tw, tb, True, 0.1, 1e-5),
+            "torch forward": torch_forward,
             "bnlib forward": lambda: bnlib.batch_norm(
                 x, running_mean, running_var, weight, bias, True, 0.1, 1e-5
             ),
@@ -83,12 +121,14 @@ def bench_shape(shape: tuple[int, ...], rounds: int, block: int) -> dict[str, np
         },
         rounds,
         block,
+        pause,
     )
+    return times, spin, pause
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="blocks per contender (>= 5)")
+    parser.add_argument("--rounds", type=int, default=20, help="blocks per contender (>= 5)")
     parser.add_argument("--block", type=int, default=10, help="timed calls per block (>= 1)")
     parser.add_argument(
         "--torch-threads", type=int, default=0, help="torch's threads (default: its own choice)"
@@ -100,8 +140,9 @@ def main() -> None:
         parser.error("--rounds must be at least 5 and --block at least 1")
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     print(
-        f"float32, training mode; {args.rounds} rounds of {args.block}-call blocks, "
-        f"{PAUSE_SECONDS} s pause after each block; medians per call\n"
+        f"float32, training mode; {args.rounds} rounds of {args.block}-call blocks after "
+        f"{WARM_SECONDS * 1e3:.0f} ms of untimed calls, a pause after each block; "
+        "medians per call\n"
     )
     header = (
         f"{'shape':>18} {'contender':>24} {'ms':>9} {'/ torch':>8} "
@@ -110,7 +151,11 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for shape in SHAPES:
-        t = bench_shape(shape, args.rounds, args.block)
+        t, spin, pause = bench_shape(shape, args.rounds, args.block)
+        print(
+            f"{str(shape):>18} torch's workers spin {spin * 1e3:.0f} ms after a block; "
+            f"pause {pause * 1e3:.0f} ms"
+        )
         median = {name: float(np.median(v)) for name, v in t.items()}
         for name, seconds in median.items():
             vs_torch = spread = ""

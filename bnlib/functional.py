@@ -242,7 +242,7 @@ def _batch_norm(
         return kernels._normalize(x, mean, invstd, weight, bias), mean, invstd
     y, mean, var, invstd = kernels._train_forward(x, weight, bias, eps)
     m = x.size // x.shape[1]
-    _update_running_stats(running_mean, running_var, mean, var, m, momentum)
+    kernels._update_running_stats(running_mean, running_var, mean, var, m, momentum)
     return y, mean, invstd
 
 

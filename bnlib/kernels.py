@@ -14,6 +14,8 @@ kernels, reference and PyTorch equal. What makes them fast:
   per-channel coefficients;
 - per-channel vectors are laid out as contiguous ``(C, L)`` blocks, so that NumPy runs its
   loops for two contiguous operands;
+- an input of one chunk or less (8×16×32×32 is 0.5 MiB) runs whole, in this thread, in as
+  few NumPy calls as the formula allows: at that size each call's overhead counts;
 - on inputs of a few million values, the chunks are shared among threads, one per core
   (NumPy releases the GIL inside its loops; channels never interact).
 
@@ -22,6 +24,7 @@ Inputs are assumed checked (C-contiguous, ``dy`` in ``x``'s dtype; statistics fl
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,9 +52,17 @@ def _channels_view(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], x.shape[1], -1)
 
 
+@functools.cache
+def _ones(length: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of ``length`` ones, made once per length and dtype."""
+    ones = np.ones(length, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
 def _channel_sum(a: np.ndarray) -> np.ndarray:
     """Σ over batch and space of ``a`` (N, C, L), per channel, accumulated in float64."""
-    row_sums = a @ np.ones(a.shape[2], dtype=a.dtype)  # matrix-vector: a fast contiguous sum
+    row_sums = a @ _ones(a.shape[2], a.dtype)  # matrix-vector: a fast contiguous sum
     return row_sums.sum(axis=0, dtype=np.float64)
 
 
@@ -60,13 +71,15 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.vecdot(a, b).sum(axis=0, dtype=np.float64)
 
 
-def _per_channel(v: np.ndarray, like: np.ndarray) -> np.ndarray:
+def _per_channel(v, like: np.ndarray) -> np.ndarray:
     """A ``(C,)`` vector spread along each channel's values: a ``(C, L)`` block.
 
-    It broadcasts over the batch axis of ``like`` (N, C, L) and has its dtype.
+    It broadcasts over the batch axis of ``like`` (N, C, L) and has its dtype. Several
+    vectors at once (a tuple of k of them) give k blocks in one ``(k, C, L)`` array: at
+    small sizes each NumPy call counts.
     """
-    column = np.asarray(v, dtype=like.dtype).reshape(-1, 1)
-    return np.repeat(column, like.shape[2], axis=1)
+    columns = np.asarray(v, dtype=like.dtype)[..., np.newaxis]
+    return columns.repeat(like.shape[2], axis=-1)
 
 
 def _channel_chunks(x3: np.ndarray) -> list[slice]:
@@ -90,6 +103,9 @@ def _for_each_chunk(fn: Callable[[slice], None], x3: np.ndarray) -> None:
     run of consecutive chunks per core, and the runs go in threads at the same time: NumPy
     releases the GIL inside its loops. A small input's chunks run in this thread.
     """
+    if x3.nbytes <= CHUNK_BYTES:  # one chunk: all channels at once
+        fn(slice(None))
+        return
     chunks = _channel_chunks(x3)
     workers = min(os.cpu_count() or 1, len(chunks)) if x3.size >= PARALLEL_MIN_SIZE else 1
     if workers == 1:
@@ -133,8 +149,9 @@ def _normalize(
 
     def normalize_chunk(g: slice) -> None:
         yg = y[:, g]
-        np.multiply(x3[:, g], _per_channel(a[g], yg), out=yg)
-        yg += _per_channel(b[g], yg)
+        scale, shift = _per_channel((a[g], b[g]), yg)
+        np.multiply(x3[:, g], scale, out=yg)
+        yg += shift
 
     _for_each_chunk(normalize_chunk, x3)
     return y.reshape(x.shape)
@@ -156,17 +173,43 @@ def _train_forward(
 
     def forward_chunk(g: slice) -> None:
         xg, yg = x3[:, g], y[:, g]
-        mean[g] = _channel_sum(xg) / m  # μ
-        np.subtract(xg, _per_channel(mean[g], xg), out=yg)  # y = x − μ
-        var[g] = _channel_dot(yg, yg) / m  # σ² = mean of (x − μ)²
-        s = 1.0 / np.sqrt(var[g] + eps)  # ε inside the square root
-        invstd[g] = s
-        yg *= _per_channel(s if weight is None else s * weight[g], yg)  # (x − μ)·γs
-        if bias is not None:
-            yg += _per_channel(bias[g], yg)  # + β
+        mean[g] = mu = _channel_sum(xg) / m  # μ
+        np.subtract(xg, _per_channel(mu, xg), out=yg)  # y = x − μ
+        var[g] = sigma2 = _channel_dot(yg, yg) / m  # σ² = mean of (x − μ)²
+        invstd[g] = s = 1.0 / np.sqrt(sigma2 + eps)  # ε inside the square root
+        a = s if weight is None else s * weight[g]  # γs
+        if bias is None:
+            yg *= _per_channel(a, yg)  # (x − μ)·γs
+        else:
+            scale, shift = _per_channel((a, bias[g]), yg)
+            yg *= scale  # (x − μ)·γs
+            yg += shift  # + β
 
     _for_each_chunk(forward_chunk, x3)
     return y.reshape(x.shape), mean, var, invstd
+
+
+def _update_running_stats(
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    mean: np.ndarray,
+    var: np.ndarray,
+    m: int,
+    momentum: float,
+) -> None:
+    """``functional._update_running_stats`` in place, in fewer NumPy calls.
+
+    running ← running·(1 − p) (in the buffer's dtype, as the reference), then
+    running += p·statistic (added in float64, rounded once into the buffer), with the
+    unbiased variance σ²·m/(m − 1). The same numbers as the reference, up to rounding.
+    """
+    p = momentum
+    if running_mean is not None:
+        running_mean *= 1 - p
+        running_mean += p * mean
+    if running_var is not None:
+        running_var *= 1 - p
+        running_var += var * (p * m / (m - 1))  # p·σ²·m/(m − 1), the unbiased variance
 
 
 def _forward(
@@ -208,10 +251,11 @@ def _backward(
         dbias[g] = _channel_sum(dyg)  # Σ dy
         dot = _channel_dot(dyg, dxg)  # Σ dy·xc
         dweight[g] = dot * s  # Σ dy·x̂
-        dxg *= _per_channel(-s * s * dot / m, dxg)  # − xc·s²·Σ(dy·xc)/m
+        k, dy_mean, scale_g = _per_channel((-s * s * dot / m, dbias[g] / m, scale[g]), dxg)
+        dxg *= k  # − xc·s²·Σ(dy·xc)/m
         dxg += dyg  # + dy
-        dxg -= _per_channel(dbias[g] / m, dxg)  # − Σdy/m
-        dxg *= _per_channel(scale[g], dxg)  # · γs
+        dxg -= dy_mean  # − Σdy/m
+        dxg *= scale_g  # · γs
 
     _for_each_chunk(backward_chunk, x3)
     return dx.reshape(x.shape), dweight, dbias

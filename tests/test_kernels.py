@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import bnlib
 from bnlib import functional, kernels
-from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, random_input, shapes
+from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, momenta, random_input, shapes
 
 # How the kernels cut the work: as small inputs run (one chunk, this thread), in chunks of
 # one channel in this thread, and in chunks spread over (pretend) three cores.
@@ -91,6 +91,21 @@ def test_forward_kernels_match_the_reference(shape, dtype, eps, affine, how, see
     assert_same((got_var,), (var,), dtype, scale=max(1.0, float(var.max())))
     assert_same(stats, (mean, var), dtype, scale=max(1.0, float(var.max())))
     assert_same((normalized,), expected[:1], dtype)
+
+
+@given(shape=shapes(), dtype=dtypes, momentum=momenta, seed=st.integers(0, 2**32 - 1))
+def test_running_update_kernel_matches_the_reference(shape, dtype, momentum, seed):
+    x = random_input(seed, shape, dtype)
+    rng = np.random.default_rng(seed + 1)
+    rm, rv = rng.standard_normal(shape[1]).astype(dtype), rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    mean, var = functional.batch_stats(x)
+    m = x.size // shape[1]
+    expected = rm.copy(), rv.copy()
+    functional._update_running_stats(*expected, mean, var, m, momentum)
+    kernels._update_running_stats(rm, rv, mean, var, m, momentum)
+    assert rm.dtype == rv.dtype == dtype
+    assert_same((rm, rv), expected, dtype)
+    kernels._update_running_stats(None, None, mean, var, m, momentum)  # buffers are optional
 
 
 @given(
