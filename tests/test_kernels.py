@@ -97,7 +97,8 @@ def test_forward_kernels_match_the_reference(shape, dtype, eps, affine, how, see
 def test_running_update_kernel_matches_the_reference(shape, dtype, momentum, seed):
     x = random_input(seed, shape, dtype)
     rng = np.random.default_rng(seed + 1)
-    rm, rv = rng.standard_normal(shape[1]).astype(dtype), rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    rm = rng.standard_normal(shape[1]).astype(dtype)
+    rv = rng.uniform(0.5, 2, shape[1]).astype(dtype)
     mean, var = functional.batch_stats(x)
     m = x.size // shape[1]
     expected = rm.copy(), rv.copy()
