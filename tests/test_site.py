@@ -135,12 +135,14 @@ def browser():
 
 
 class PageLog:
-    """What a page did: console errors, uncaught exceptions, failed or off-site requests."""
+    """What a page did: console errors, uncaught exceptions, failed or off-site requests,
+    and the requests still in flight (to name them if the network never goes idle)."""
 
     def __init__(self):
         self.errors: list[str] = []
         self.failed: list[str] = []
         self.offsite: list[str] = []
+        self.in_flight: set[str] = set()
 
 
 def open_page(browser, base_url: str, path: str):
@@ -162,12 +164,15 @@ def open_page(browser, base_url: str, path: str):
     page.on("pageerror", lambda e: log.errors.append(f"uncaught: {e}"))
     page.on("requestfailed", lambda r: log.failed.append(f"{r.url} ({r.failure})"))
     page.on("response", lambda r: r.status >= 400 and log.failed.append(f"{r.url} ({r.status})"))
+    page.on("request", lambda r: log.in_flight.add(r.url))
+    page.on("requestfinished", lambda r: log.in_flight.discard(r.url))
+    page.on("requestfailed", lambda r: log.in_flight.discard(r.url))
     page.goto(base_url + path, wait_until="load")
-    settle(page)
+    settle(page, log)
     return page, log
 
 
-def settle(page) -> None:
+def settle(page, log: PageLog | None = None) -> None:
     """Wait for MathJax to typeset, widgets to render and every image to finish loading."""
     page.evaluate(
         """async () => {
@@ -187,7 +192,11 @@ def settle(page) -> None:
     except Exception as exc:  # Playwright's TimeoutError: what matters is checked anyway
         # (math typeset, widgets rendered, images complete above; failed and off-site
         # requests in the page's log): a slow connection left open is no failure of the page
-        message = f"{page.url}: network not idle after 45 s ({type(exc).__name__})"
+        pending = sorted(log.in_flight) if log else []
+        message = (
+            f"{page.url}: network not idle after 45 s ({type(exc).__name__}); "
+            f"in flight: {pending or 'nothing this page requested'}"
+        )
         warnings.warn(message, stacklevel=2)
 
 
