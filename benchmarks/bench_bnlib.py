@@ -23,6 +23,8 @@ machine over all contenders alike.
 from __future__ import annotations
 
 import argparse
+import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -33,41 +35,76 @@ import torch.nn.functional as F
 import bnlib
 
 SHAPES = [(32, 64, 56, 56), (8, 16, 32, 32)]
-WARM_SECONDS = 0.005  # untimed calls before each block
+WARM_SECONDS = 0.005  # untimed calls before each block (--warm-ms)
 MIN_PAUSE_SECONDS = 0.02
 
 
-def spin_seconds(fn: Callable[[], object], calls: int = 20, slice_seconds: float = 0.005) -> float:
+def thread_cpu_seconds() -> dict[int, float]:
+    """CPU time so far of each of this process's threads, in seconds, by thread id.
+
+    Linux's per-thread CPU clocks, which are exact even for a thread running on another
+    core right now (``time.process_time()`` and ``/proc``'s counters see such a thread's
+    time only at scheduler ticks, 4 ms here). Empty where there is no ``/proc``.
+    """
+    times = {}
+    if not os.path.isdir("/proc/self/task"):
+        return times
+    for task in os.listdir("/proc/self/task"):
+        tid = int(task)
+        try:  # the clock id of thread tid, as glibc's pthread_getcpuclockid makes it
+            times[tid] = time.clock_gettime((~tid << 3) | 6)
+        except OSError:  # the thread ended meanwhile
+            pass
+    return times
+
+
+def busy_cores(seconds: float) -> float:
+    """Cores this process's other threads keep busy while this one sleeps ``seconds``.
+
+    CPU time over wall time of the threads alive at both ends of the sleep, where Linux
+    gives per-thread clocks; elsewhere the whole process's CPU time (coarser: scheduler
+    ticks, and this thread counts too).
+    """
+    before, cpu_before, start = thread_cpu_seconds(), time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    after, cpu_after, wall = thread_cpu_seconds(), time.process_time(), time.perf_counter()
+    if before and after:
+        others = (before.keys() & after.keys()) - {threading.get_native_id()}
+        cpu = sum(after[t] - before[t] for t in others)
+    else:
+        cpu = cpu_after - cpu_before
+    return cpu / (wall - start)
+
+
+def spin_seconds(fn: Callable[[], object], calls: int = 20, slice_seconds: float = 0.002) -> float:
     """How long this process keeps a core busy after ``calls`` calls of ``fn``, in seconds.
 
-    Sleeps in slices and reads the process's CPU time: a slice where the process used more
-    than a tenth of a core (its threads spinning) counts as spinning. The longest of three
-    tries, up to 0.5 s.
+    Sleeps in slices: a slice where the process kept more than a tenth of a core busy (its
+    threads spinning) counts as spinning. The longest of three tries, up to 0.5 s.
     """
     longest = 0.0
     for _ in range(3):
         for _ in range(calls):
             fn()
-        spinning, cpu0, wall0 = 0.0, time.process_time(), time.perf_counter()
-        while spinning < 0.5:
-            time.sleep(slice_seconds)
-            cpu, wall = time.process_time(), time.perf_counter()
-            if (cpu - cpu0) / (wall - wall0) < 0.1:
-                break
-            spinning += wall - wall0
-            cpu0, wall0 = cpu, wall
+        spinning = 0.0
+        while spinning < 0.5 and busy_cores(slice_seconds) >= 0.1:
+            spinning += slice_seconds
         longest = max(longest, spinning)
     return longest
 
 
 def block_times(
-    contenders: dict[str, Callable[[], object]], rounds: int, block: int, pause: float
+    contenders: dict[str, Callable[[], object]],
+    rounds: int,
+    block: int,
+    pause: float,
+    warm: float,
 ) -> dict[str, np.ndarray]:
     """Seconds per call of each contender, one value per round (see the module docstring)."""
     times = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
-            warm_until = time.perf_counter() + WARM_SECONDS
+            warm_until = time.perf_counter() + warm
             fn()  # untimed: wakes torch's workers and the core, warms the caches
             while time.perf_counter() < warm_until:
                 fn()
@@ -80,7 +117,7 @@ def block_times(
 
 
 def bench_shape(
-    shape: tuple[int, ...], rounds: int, block: int
+    shape: tuple[int, ...], rounds: int, block: int, warm: float
 ) -> tuple[dict[str, np.ndarray], float, float]:
     """Per-call seconds of every contender (one per round), torch's spin and the pause."""
     rng = np.random.default_rng(0)
@@ -98,6 +135,8 @@ def bench_shape(
     tx_grad = tx.clone().requires_grad_(True)
 
     def torch_forward_backward():
+        tx_grad.grad = None  # as a training loop's zero_grad(set_to_none=True): no adding up
+        torch_bn.zero_grad(set_to_none=True)
         torch_bn(tx_grad).backward(tdy)
 
     def bnlib_forward_backward():
@@ -122,6 +161,7 @@ def bench_shape(
         rounds,
         block,
         pause,
+        warm,
     )
     return times, spin, pause
 
@@ -133,15 +173,21 @@ def main() -> None:
     parser.add_argument(
         "--torch-threads", type=int, default=0, help="torch's threads (default: its own choice)"
     )
+    parser.add_argument(
+        "--warm-ms",
+        type=float,
+        default=WARM_SECONDS * 1e3,
+        help="untimed calls before each block, in ms (0: just one call)",
+    )
     args = parser.parse_args()
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    if args.rounds < 5 or args.block < 1:
-        parser.error("--rounds must be at least 5 and --block at least 1")
+    if args.rounds < 5 or args.block < 1 or args.warm_ms < 0:
+        parser.error("--rounds must be at least 5, --block at least 1, --warm-ms at least 0")
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     print(
         f"float32, training mode; {args.rounds} rounds of {args.block}-call blocks after "
-        f"{WARM_SECONDS * 1e3:.0f} ms of untimed calls, a pause after each block; "
+        f"{args.warm_ms:g} ms of untimed calls, a pause after each block; "
         "medians per call\n"
     )
     header = (
@@ -151,7 +197,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for shape in SHAPES:
-        t, spin, pause = bench_shape(shape, args.rounds, args.block)
+        t, spin, pause = bench_shape(shape, args.rounds, args.block, args.warm_ms / 1e3)
         print(
             f"{str(shape):>18} torch's workers spin {spin * 1e3:.0f} ms after a block; "
             f"pause {pause * 1e3:.0f} ms"

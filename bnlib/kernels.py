@@ -52,9 +52,9 @@ def _channels_view(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], x.shape[1], -1)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _ones(length: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only vector of ``length`` ones, made once per length and dtype."""
+    """A read-only vector of ``length`` ones, kept for the 64 latest lengths and dtypes."""
     ones = np.ones(length, dtype=dtype)
     ones.flags.writeable = False
     return ones
@@ -203,7 +203,7 @@ def _update_running_stats(
     running += p·statistic (added in float64, rounded once into the buffer), with the
     unbiased variance σ²·m/(m − 1). The same numbers as the reference, up to rounding.
     """
-    p = momentum
+    p = float(momentum)  # a Python float, as in the reference, whatever number type came in
     if running_mean is not None:
         running_mean *= 1 - p
         running_mean += p * mean

@@ -93,20 +93,37 @@ def test_forward_kernels_match_the_reference(shape, dtype, eps, affine, how, see
     assert_same((normalized,), expected[:1], dtype)
 
 
-@given(shape=shapes(), dtype=dtypes, momentum=momenta, seed=st.integers(0, 2**32 - 1))
-def test_running_update_kernel_matches_the_reference(shape, dtype, momentum, seed):
+@given(
+    shape=shapes(),
+    dtype=dtypes,
+    buffer_dtype=dtypes,
+    momentum=momenta,
+    number_type=st.sampled_from([float, np.float32, np.float64]),
+    buffers=st.sampled_from(["both", "mean only", "var only", "none"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_running_update_kernel_matches_the_reference(
+    shape, dtype, buffer_dtype, momentum, number_type, buffers, seed
+):
+    """Any buffer dtype, either buffer left out, momentum as a Python or a NumPy number."""
     x = random_input(seed, shape, dtype)
     rng = np.random.default_rng(seed + 1)
-    rm = rng.standard_normal(shape[1]).astype(dtype)
-    rv = rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    rm = rng.standard_normal(shape[1]).astype(buffer_dtype)
+    rv = rng.uniform(0.5, 2, shape[1]).astype(buffer_dtype)
+    if buffers in ("var only", "none"):
+        rm = None
+    if buffers in ("mean only", "none"):
+        rv = None
     mean, var = functional.batch_stats(x)
     m = x.size // shape[1]
-    expected = rm.copy(), rv.copy()
-    functional._update_running_stats(*expected, mean, var, m, momentum)
-    kernels._update_running_stats(rm, rv, mean, var, m, momentum)
-    assert rm.dtype == rv.dtype == dtype
-    assert_same((rm, rv), expected, dtype)
-    kernels._update_running_stats(None, None, mean, var, m, momentum)  # buffers are optional
+    expected = [None if b is None else b.copy() for b in (rm, rv)]
+    functional._update_running_stats(*expected, mean, var, m, number_type(momentum))
+    kernels._update_running_stats(rm, rv, mean, var, m, number_type(momentum))
+    for got, want in zip((rm, rv), expected, strict=True):
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert got.dtype == buffer_dtype
+            np.testing.assert_allclose(got, want, **SAME[buffer_dtype])
 
 
 @given(
