@@ -1,6 +1,7 @@
 """bnlib's speed against PyTorch and against a plain memory copy, in one process.
 
-    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 20] [--block 10] [--torch-threads N]
+    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 20] [--block 10] [--warm-ms 5]
+                                               [--torch-threads N]
 
 Training mode, float32, torch on its default threads (or ``--torch-threads``). The
 contenders take turns: each round runs every contender once, as a block of ``--block``
@@ -11,11 +12,12 @@ round) and bnlib / copy.
 
 Why blocks and pauses: after its last call torch's OpenMP workers keep spinning for a
 moment, taking the second core from whatever runs next. The script measures how long
-(the process's CPU time while it sleeps after a block of torch calls) and pauses after
-every block for three times that, at least 20 ms, so that they are asleep before the next
-contender starts. A sleeping pool costs torch a wake-up on its next call, and a core that
-has been idle runs slower for a millisecond or two, so each block starts with untimed
-calls (``WARM_SECONDS`` of them, at least one): the timed calls run with torch's workers
+(the CPU time of the process's other threads while the main one sleeps after a block of
+torch calls) and pauses after every block for three times that, at least 20 ms, so that
+they are asleep before the next contender starts. A sleeping pool costs torch a wake-up on
+its next call, and a core that has been idle runs slower for a millisecond or two, so each
+block starts with untimed calls (``--warm-ms`` of them, at least one): the timed calls run
+with torch's workers
 awake and the cores busy, as in a training loop. Taking turns spreads the load of a shared
 machine over all contenders alike.
 """
@@ -65,22 +67,22 @@ def busy_cores(seconds: float) -> float:
     gives per-thread clocks; elsewhere the whole process's CPU time (coarser: scheduler
     ticks, and this thread counts too).
     """
-    before, cpu_before, start = thread_cpu_seconds(), time.process_time(), time.perf_counter()
+    before, start = thread_cpu_seconds(), time.perf_counter()
+    if not before:  # no per-thread clocks here
+        cpu_before = time.process_time()
+        time.sleep(seconds)
+        return (time.process_time() - cpu_before) / (time.perf_counter() - start)
     time.sleep(seconds)
-    after, cpu_after, wall = thread_cpu_seconds(), time.process_time(), time.perf_counter()
-    if before and after:
-        others = (before.keys() & after.keys()) - {threading.get_native_id()}
-        cpu = sum(after[t] - before[t] for t in others)
-    else:
-        cpu = cpu_after - cpu_before
-    return cpu / (wall - start)
+    after, wall = thread_cpu_seconds(), time.perf_counter()
+    others = (before.keys() & after.keys()) - {threading.get_native_id()}
+    return sum(after[t] - before[t] for t in others) / (wall - start)
 
 
 def spin_seconds(fn: Callable[[], object], calls: int = 20, slice_seconds: float = 0.002) -> float:
     """How long this process keeps a core busy after ``calls`` calls of ``fn``, in seconds.
 
-    Sleeps in slices: a slice where the process kept more than a tenth of a core busy (its
-    threads spinning) counts as spinning. The longest of three tries, up to 0.5 s.
+    Sleeps in slices: a slice where the other threads kept more than a tenth of a core busy
+    (spinning) counts as spinning. The longest of three tries, up to 0.5 s.
     """
     longest = 0.0
     for _ in range(3):

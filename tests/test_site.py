@@ -162,17 +162,21 @@ def open_page(browser, base_url: str, path: str):
     page = context.new_page()
     page.on("console", lambda m: m.type == "error" and log.errors.append(m.text))
     page.on("pageerror", lambda e: log.errors.append(f"uncaught: {e}"))
-    page.on("requestfailed", lambda r: log.failed.append(f"{r.url} ({r.failure})"))
+
+    def request_failed(request):
+        log.failed.append(f"{request.url} ({request.failure})")
+        log.in_flight.discard(request.url)
+
+    page.on("requestfailed", request_failed)
     page.on("response", lambda r: r.status >= 400 and log.failed.append(f"{r.url} ({r.status})"))
     page.on("request", lambda r: log.in_flight.add(r.url))
     page.on("requestfinished", lambda r: log.in_flight.discard(r.url))
-    page.on("requestfailed", lambda r: log.in_flight.discard(r.url))
     page.goto(base_url + path, wait_until="load")
     settle(page, log)
     return page, log
 
 
-def settle(page, log: PageLog | None = None) -> None:
+def settle(page, log: PageLog) -> None:
     """Wait for MathJax to typeset, widgets to render and every image to finish loading."""
     page.evaluate(
         """async () => {
@@ -192,10 +196,9 @@ def settle(page, log: PageLog | None = None) -> None:
     except Exception as exc:  # Playwright's TimeoutError: what matters is checked anyway
         # (math typeset, widgets rendered, images complete above; failed and off-site
         # requests in the page's log): a slow connection left open is no failure of the page
-        pending = sorted(log.in_flight) if log else []
         message = (
             f"{page.url}: network not idle after 45 s ({type(exc).__name__}); "
-            f"in flight: {pending or 'nothing this page requested'}"
+            f"in flight: {sorted(log.in_flight) or 'nothing this page requested'}"
         )
         warnings.warn(message, stacklevel=2)
 
