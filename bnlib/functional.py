@@ -79,7 +79,7 @@ def _update_running_stats(
     ``var`` is the biased batch variance (divide by m); the running variance
     takes the *unbiased* one, σ²·m/(m − 1).
     """
-    p = float(momentum)  # a plain Python float, whatever number type was passed
+    p = float(momentum)  # a plain Python float, whatever type was given
     if running_mean is not None:
         running_mean[...] = (1 - p) * running_mean + p * mean
     if running_var is not None:
