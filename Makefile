@@ -11,10 +11,10 @@ BOOK_LOG := _build/book.log
 
 .PHONY: setup book test unit lint bench clean
 
-$(SETUP): requirements.txt pyproject.toml
+$(SETUP): requirements.txt pyproject.toml book/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
-	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e . -e book
 	touch $@
 
 setup: $(SETUP)
@@ -39,9 +39,14 @@ book: $(SETUP) $(NPM_DONE)
 	@! grep -E "WARNING:|ERROR:|Traceback" $(BOOK_LOG) || (echo "warnings in $(BOOK_LOG)"; exit 1)
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
+# Python everywhere: the library, the book's package, the grader, the tests, the
+# benchmarks, the Sphinx extension and scripts; then the chapters (jupytext's canonical
+# form, and their code cells through ruff: scripts/lint_chapters.py).
+PY_DIRS := bnlib book grader tests benchmarks _ext scripts
 lint: $(SETUP)
-	$(BIN)/ruff check bnlib tests benchmarks tools
-	$(BIN)/ruff format --check bnlib tests benchmarks tools
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/python scripts/lint_chapters.py
 
 unit: $(SETUP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
@@ -53,24 +58,28 @@ $(CHROMIUM):
 	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: sudo apt-get install -y chromium"; exit 1; }
 	apt-get update -q && apt-get install -y -q chromium
 
+# The grader runs every submission in bubblewrap (grader/sandbox.py); root (as in CI)
+# installs it when missing. Defined before the targets that need it: make expands a
+# prerequisite when it reads the rule.
+BWRAP := /usr/bin/bwrap
+$(BWRAP):
+	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: the grader runs every submission in \
+	  bubblewrap: sudo apt-get install -y bubblewrap"; exit 1; }
+	apt-get update -q && apt-get install -y -q bubblewrap
+
 test: $(SETUP) lint book $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 bench: $(SETUP)
 	$(BIN)/python benchmarks/bench_bnlib.py
 
-# Homework (README, "For instructors"): for every homework registered in tools/parts.py
+# Homework (README, "For instructors"): for every homework registered in grader/parts.py
 # (chapters/05_homework.md, ...), the student and solutions editions and the Gradescope
 # autograder zip into _build/homework/; and grading of a directory of submissions into
 # OUT (default _build/grades/), JOBS at a time, each in a bubblewrap sandbox (TIMEOUT
 # seconds per submission, CELL_TIMEOUT per cell, PART_TIMEOUT per graded function; RUBRIC:
 # a TOML file of points and deductions). Root (as in CI) installs bubblewrap when missing.
 .PHONY: homework grade bench-grade
-BWRAP := /usr/bin/bwrap
-$(BWRAP):
-	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: the grader runs every submission in \
-	  bubblewrap: sudo apt-get install -y bubblewrap"; exit 1; }
-	apt-get update -q && apt-get install -y -q bubblewrap
 
 SUBMISSIONS ?=
 OUT ?= _build/grades
@@ -80,11 +89,11 @@ CELL_TIMEOUT ?= 60
 PART_TIMEOUT ?= 30
 RUBRIC ?=
 homework: $(SETUP) $(NPM_DONE) $(BWRAP)
-	$(BIN)/python -m tools.homework --out _build/homework
+	$(BIN)/python -m grader.homework --out _build/homework
 
 grade: $(SETUP) $(BWRAP)
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=dir [OUT=dir] [JOBS=n]"; exit 2)
-	$(BIN)/python -m tools.grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) \
+	$(BIN)/python -m grader.grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) \
 	  --timeout $(TIMEOUT) --cell-timeout $(CELL_TIMEOUT) --part-timeout $(PART_TIMEOUT) \
 	  $(if $(RUBRIC),--rubric "$(RUBRIC)")
 

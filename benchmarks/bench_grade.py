@@ -31,8 +31,9 @@ import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bnlib import check  # noqa: E402
-from tools import grade, homework, sandbox  # noqa: E402
-from tools import parts as registry  # noqa: E402
+from bnlib.check import homework_1  # noqa: E402
+from grader import grade, homework, sandbox  # noqa: E402
+from grader import parts as registry  # noqa: E402
 
 PARTIAL_FORWARD = """
 def bn_forward(x, gamma, beta, eps):
@@ -82,9 +83,10 @@ def main() -> None:
     trials = {p.name: registry.draw_trials(p, rng) for p in hw.parts}
     returned = {}
     for p in hw.parts:
-        fn = {"forward": check.reference_forward, "backward": check.reference_backward}.get(
-            p.name, check.reference_running_stats
-        )
+        fn = {
+            "forward": homework_1.reference_forward,
+            "backward": homework_1.reference_backward,
+        }.get(p.name, homework_1.reference_running_stats)
         returned[p.name] = [check.call(fn, t, p.check.outputs) for t in trials[p.name]]
     start = time.perf_counter()
     for p in hw.parts:

@@ -23,7 +23,7 @@ import os
 import statistics
 import time
 
-from bnlib import widgets
+from bnbook import widgets
 
 CASES = {
     "eps_explorer": (widgets.eps_explorer, [1e-9, 1e-6, 1e-4, 1e-2, 0.5]),

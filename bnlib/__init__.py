@@ -10,8 +10,8 @@ The core needs NumPy only:
 - :mod:`bnlib.check`: checks for a student's own batch norm, with diagnoses.
 - :mod:`bnlib.gradcheck`: finite-difference gradients.
 
-The book's experiments, figures and explorers (:mod:`bnlib.simulate`, :mod:`bnlib.plots`,
-:mod:`bnlib.widgets`) need matplotlib and ipywidgets (``pip install "bnlib[book]"``);
+The book's experiments, figures and explorers (:mod:`bnbook.simulate`, :mod:`bnbook.plots`,
+:mod:`bnbook.widgets`) need matplotlib and ipywidgets (``pip install "bnlib[book]"``);
 import them explicitly.
 """
 

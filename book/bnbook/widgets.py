@@ -1,0 +1,664 @@
+r"""Explorers: sliders that recompute with bnlib and redraw one figure in place.
+
+Three explorers, each in two forms:
+
+=====================  ======================================  ===========================
+idea                   live (needs a kernel)                   static page (no kernel)
+=====================  ======================================  ===========================
+ε                      :func:`eps_explorer`                    :func:`eps_explorer_static`
+momentum (drift)       :func:`momentum_explorer`               :func:`momentum_explorer_static`
+batch size             :func:`batch_size_explorer`             :func:`batch_size_explorer_static`
+=====================  ======================================  ===========================
+
+- A *live* explorer is an :class:`Explorer` (an ``ipywidgets.VBox``): a slider, a message
+  line and one matplotlib figure. Moving the slider recomputes with bnlib, updates the
+  figure's *moving* artists in place (``set_data``) and re-renders: the still parts (axes,
+  ticks, legends) are drawn once and kept as a background, and only the moving artists
+  are drawn over it (blitting), which keeps a change well under 50 ms. Extreme settings
+  (batch size 1, ε tiny, momentum 0 or 1) show a message in the widget, never a traceback.
+- A *static* explorer works on the rendered page with no kernel and no network: its frames
+  are the same figure computed with bnlib at build time over the slider's range, and the
+  slider is linked in the browser (``jslink``) to a ``Stack`` of those images.
+
+Both render at :data:`DPI` (twice the 72 dpi the figure is laid out for) and show the image
+at the figure's size in CSS pixels, so text stays sharp on any screen.
+
+How a chapter uses them (``remove-input`` hides the code on the page)::
+
+    ```{code-cell} ipython3
+    :tags: [remove-input]
+    from bnbook import widgets
+
+    widgets.eps_explorer_static()
+    ```
+
+    ```{code-cell} ipython3
+    :tags: [remove-cell]
+    # Live explorer: needs a running kernel (Jupyter, Colab, Binder); hidden on the web page.
+    widgets.eps_explorer()
+    ```
+
+(replace ``eps`` by ``momentum`` or ``batch_size``). Each function takes its starting value
+as an argument, e.g. ``widgets.momentum_explorer(momentum=0.3)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+import math
+from collections.abc import Callable, Sequence
+
+import ipywidgets
+import numpy as np
+import PIL.Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from bnbook.simulate import (
+    DRIFT_HOLD,
+    DRIFT_RAMP,
+    POPULATION_MEAN,
+    POPULATION_STD,
+    drifting_batches,
+    sample_batches,
+)
+from bnbook.style import styled
+from bnlib.functional import batch_norm, batch_stats
+
+#: Resolution of the live figure and of the static frames: twice the 72 dpi layout.
+DPI = 144
+
+#: What the static explorers tell a reader about running them live.
+RUN_LIVE = (
+    "On this page the slider steps through frames computed with bnlib when the book was "
+    "built. To move it freely and recompute live, open the chapter in Colab or Binder "
+    "(rocket button at the top of the page) or download it as a notebook and run it in "
+    "Jupyter; the cell <code>widgets.{name}()</code> is the live explorer."
+)
+
+# A draw function takes the slider's value, updates the figure's moving artists in place,
+# and returns (caption, note): the caption says what the figure shows at this value, in
+# HTML above it (crisp at any zoom, and read by screen readers); the note is a message for
+# the reader ("" when there is nothing special to say).
+DrawFunction = Callable[[float], tuple[str, str]]
+
+
+# --------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------
+
+
+class Renderer:
+    """Render one figure again and again, redrawing only its moving artists.
+
+    The first :meth:`png` draws the whole figure (``layout="constrained"`` is computed then
+    and frozen, so the axes stay put), keeps everything but the ``moving`` artists as a
+    background, and every call draws the moving artists over that background. The axes'
+    limits must not change between calls. ``png(palette=True)`` stores 64 colours (small
+    and deterministic, for frames saved in the page); :meth:`jpeg` is for the live
+    explorer, where encoding a PNG would take most of a slider change's time budget.
+    """
+
+    def __init__(self, figure: Figure, moving: Sequence, dpi: int = DPI) -> None:
+        self.figure = figure
+        self.moving = list(moving)
+        self.canvas = FigureCanvasAgg(figure)
+        figure.set_dpi(dpi)
+        self._background = None
+
+    @property
+    def css_width(self) -> int:
+        """The figure's width in CSS pixels (72 per inch): the image is shown at this size."""
+        return round(self.figure.get_figwidth() * 72)
+
+    def _render(self) -> PIL.Image.Image:
+        if self._background is None:
+            self.canvas.draw()  # everything, to fix the layout with the moving artists in it
+            if self.figure.get_layout_engine() is not None:
+                self.figure.set_layout_engine("none")
+            for artist in self.moving:
+                artist.set_animated(True)
+            self.canvas.draw()  # the still parts only
+            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        else:
+            self.canvas.restore_region(self._background)
+        for artist in self.moving:
+            self.figure.draw_artist(artist)
+        size = self.canvas.get_width_height()
+        return PIL.Image.frombuffer("RGBA", size, self.canvas.buffer_rgba()).convert("RGB")
+
+    def png(self) -> bytes:
+        """The figure as a 64-colour PNG (a static frame)."""
+        buffer = io.BytesIO()
+        self._render().quantize(colors=64).save(buffer, format="png", optimize=True)
+        return buffer.getvalue()
+
+    def jpeg(self) -> bytes:
+        """The figure as a JPEG of quality 90 (the live explorer: a few ms to encode)."""
+        buffer = io.BytesIO()
+        self._render().save(buffer, format="jpeg", quality=90)
+        return buffer.getvalue()
+
+
+def image_widget(data: bytes, css_width: int, format: str = "png") -> ipywidgets.Image:
+    """An image at twice the resolution, shown ``css_width`` pixels wide (or 100%)."""
+    return ipywidgets.Image(
+        value=data,
+        format=format,
+        layout=ipywidgets.Layout(width=f"{css_width}px", max_width="100%", height="auto"),
+    )
+
+
+def caption_html(caption: str) -> str:
+    """What the figure shows at this value, as a line above it."""
+    return f'<div style="font-size:0.95em;margin:2px 0">{html.escape(caption)}</div>'
+
+
+def message_html(message: str) -> str:
+    """A message line for a widget: a yellow note, or nothing."""
+    if not message:
+        return ""
+    return (
+        '<div style="background:#fff7e0;border-left:4px solid #e0a800;padding:4px 8px;'
+        f'margin:2px 0;font-size:0.9em">{html.escape(message)}</div>'
+    )
+
+
+class Explorer(ipywidgets.VBox):
+    """A live explorer: a slider, a message line, and one figure redrawn in place.
+
+    Attributes: ``slider`` (the control), ``figure`` (the one matplotlib ``Figure``,
+    never replaced), ``artists`` (name → matplotlib artist, what the figure plots),
+    ``image`` (the ``ipywidgets.Image`` showing the figure), ``caption`` and ``message``
+    (``ipywidgets.HTML``: what the figure shows, and the current note). Setting
+    ``slider.value`` recomputes.
+    """
+
+    def __init__(
+        self,
+        title: str,
+        slider: ipywidgets.ValueWidget,
+        figure: Figure,
+        artists: dict,
+        draw: DrawFunction,
+        moving: Sequence,
+    ) -> None:
+        self.slider = slider
+        self.figure = figure
+        self.artists = artists
+        self._draw = draw
+        self._renderer = Renderer(figure, moving)
+        self.caption, self.message = ipywidgets.HTML(), ipywidgets.HTML()
+        self._show_text(slider.value)
+        css_width = self._renderer.css_width
+        self.image = image_widget(self._renderer.jpeg(), css_width, format="jpeg")
+        heading = ipywidgets.HTML(f"<b>{html.escape(title)}</b>")
+        super().__init__([heading, slider, self.message, self.caption, self.image])
+        slider.observe(self._on_change, names="value")
+
+    def _on_change(self, change: dict) -> None:
+        self.update(change["new"])
+
+    def _show_text(self, value: float) -> None:
+        try:
+            caption, note = self._draw(value)
+        except (ValueError, TypeError) as exc:  # bnlib's clear errors become the message
+            caption, note = "", str(exc)
+        self.caption.value = caption_html(caption)
+        self.message.value = message_html(note)
+
+    def update(self, value: float) -> None:
+        """Recompute for ``value`` with bnlib, update the artists, re-render the figure."""
+        self._show_text(value)
+        self.image.value = self._renderer.jpeg()
+
+
+def static_explorer(
+    title: str,
+    labels: Sequence[str],
+    frames: Sequence[tuple[str, bytes | None]],
+    start: int,
+    name: str,
+    css_width: int,
+) -> ipywidgets.VBox:
+    """A slider linked in the browser to a ``Stack`` of precomputed frames.
+
+    ``frames[i]`` is ``(caption, message, png)`` for ``labels[i]``. The link (``jslink`` from the
+    slider's ``index`` to the stack's ``selected_index``) lives in the page's JavaScript,
+    so the slider works with the widget state saved in the page and no kernel.
+    """
+    if len(labels) != len(frames):
+        raise ValueError(f"need one frame per label, got {len(labels)} and {len(frames)}")
+    slider = ipywidgets.SelectionSlider(
+        options=list(labels),
+        index=start,
+        description="",
+        continuous_update=True,
+        layout=ipywidgets.Layout(width="60%"),
+    )
+    pages = []
+    for caption, note, png in frames:
+        parts = [ipywidgets.HTML(message_html(note))]
+        if png is not None:
+            parts += [ipywidgets.HTML(caption_html(caption)), image_widget(png, css_width)]
+        pages.append(ipywidgets.VBox(parts))
+    stack = ipywidgets.Stack(pages, selected_index=start)
+    link = ipywidgets.jslink((slider, "index"), (stack, "selected_index"))
+    note = ipywidgets.HTML(
+        f'<div style="font-size:0.85em;color:#555">{RUN_LIVE.format(name=name)}</div>'
+    )
+    box = ipywidgets.VBox([ipywidgets.HTML(f"<b>{html.escape(title)}</b>"), slider, stack, note])
+    box.add_class("bnbook-explorer")  # the browser tests find explorers by this class
+    box.slider, box.stack, box.link = slider, stack, link  # for tests and the curious
+    return box
+
+
+def _frames(draw: DrawFunction, renderer: Renderer, values: Sequence[float]) -> list:
+    """``(caption, message, png)`` for each value; no png when the value cannot be drawn."""
+    frames = []
+    for value in values:
+        try:
+            caption, note = draw(value)
+            frames.append((caption, note, renderer.png()))
+        except (ValueError, TypeError) as exc:
+            frames.append(("", str(exc), None))
+    return frames
+
+
+# --------------------------------------------------------------------------------------
+# ε: what the small constant under the square root does
+# --------------------------------------------------------------------------------------
+
+#: Standard deviation of each channel of the ε example: from ordinary to nearly constant.
+#: (The chapter's figure uses the same channels, quoted by their variances 1 … 1e-6.)
+EPS_CHANNEL_STDS: tuple[float, ...] = (1.0, 0.1, 0.01, 0.001)
+#: The slider's range, as powers of ten (the chapter's figure spans the same range).
+EPS_MIN_EXPONENT, EPS_MAX_EXPONENT = -10, 0
+EPS_STATIC_VALUES: tuple[float, ...] = tuple(
+    10.0**k for k in range(EPS_MIN_EXPONENT, EPS_MAX_EXPONENT + 1)
+)
+
+
+@functools.cache
+def eps_input() -> np.ndarray:
+    """The ε example's input, shape (16, 4, 1, 1) float64: 16 values per channel.
+
+    Channel ``c`` is ``5 + s_c·z`` with ``s_c`` from :data:`EPS_CHANNEL_STDS` and ``z``
+    exactly standardized (mean 0, biased std 1), so its batch variance is exactly ``s_c²``.
+    """
+    z = np.random.default_rng(0).standard_normal(16)
+    z = (z - z.mean()) / z.std()
+    stds = np.asarray(EPS_CHANNEL_STDS)
+    x = 5.0 + z[:, None] * stds[None, :]
+    x.flags.writeable = False
+    return x.reshape(16, len(stds), 1, 1)
+
+
+def eps_outputs(eps: float) -> np.ndarray:
+    """``bnlib.batch_norm(eps_input(), eps=eps)`` in training mode, as (16 values, 4 channels)."""
+    y = batch_norm(eps_input(), training=True, eps=eps)
+    return y.reshape(y.shape[0], y.shape[1])
+
+
+def eps_message(eps: float) -> str:
+    """What a reader should notice at this ε (empty when nothing is extreme)."""
+    smallest_var = min(EPS_CHANNEL_STDS) ** 2
+    if eps < smallest_var / 100:
+        return (
+            f"ε = {eps:.0e} is far below every channel's variance: each channel is scaled "
+            f"to standard deviation 1, even the nearly constant one (σ² = "
+            f"{smallest_var:.0e}), whose tiny noise now looks as large as real signal."
+        )
+    if eps >= 0.1:
+        return (
+            f"ε = {eps:.0e} is as large as the variances themselves: it no longer just "
+            "guards the division, it shrinks every output (std √(σ²/(σ² + ε)) < 1), "
+            "so batch norm stops normalizing."
+        )
+    return ""
+
+
+@styled
+def _eps_figure() -> tuple[Figure, dict, DrawFunction, list]:
+    """What the ε figure above the explorer cannot show: every channel's 16 outputs at one ε."""
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    ax = figure.subplots()
+    n, channels = eps_input().shape[:2]
+    artists: dict = {"outputs": []}
+    for c, s in enumerate(EPS_CHANNEL_STDS):
+        (dots,) = ax.plot(
+            np.zeros(n), np.full(n, c), "o", ms=6, alpha=0.7, color=f"C{c}", label=f"{s**2:.0e}"
+        )
+        artists["outputs"].append(dots)
+    ax.set_yticks(range(channels), [f"σ² = {s**2:.0e}" for s in EPS_CHANNEL_STDS])
+    ax.set_ylim(channels - 0.5, -0.5)
+    ax.set_xlim(-2.6, 2.6)
+    ax.axvline(0, color="0.7", lw=0.8)
+    ax.set_xlabel("normalized output of each of the 16 values of the channel")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("the 16 outputs of each channel (its variance σ² on the left)", fontsize=11)
+
+    def draw(eps: float) -> tuple[str, str]:
+        eps = float(eps)
+        y = eps_outputs(eps)
+        for c, dots in enumerate(artists["outputs"]):
+            dots.set_xdata(y[:, c])
+        stds = ", ".join(f"{v:.3f}" for v in y.std(axis=0))
+        return f"ε = {eps:.1e}: output std of the four channels, top to bottom: {stds}", (
+            eps_message(eps)
+        )
+
+    return figure, artists, draw, artists["outputs"]
+
+
+def eps_explorer(eps: float = 1e-5) -> Explorer:
+    """Live: move ε (log scale, 1e-10 … 1) and see the outputs of four channels, from
+    ordinary to nearly constant, recomputed by :func:`bnlib.batch_norm`."""
+    figure, artists, draw, moving = _eps_figure()
+    slider = ipywidgets.FloatLogSlider(
+        value=eps,
+        base=10,
+        min=EPS_MIN_EXPONENT,
+        max=EPS_MAX_EXPONENT,
+        step=0.1,
+        description="ε",
+        readout_format=".1e",
+        continuous_update=True,
+        layout=ipywidgets.Layout(width="60%"),
+    )
+    return Explorer("ε under the square root", slider, figure, artists, draw, moving)
+
+
+def eps_explorer_static(eps: float = 1e-5) -> ipywidgets.VBox:
+    """Static page: the ε explorer's figure at ε = 1e-10, 1e-9, …, 1, switched in the browser."""
+    figure, _, draw, moving = _eps_figure()
+    renderer = Renderer(figure, moving)
+    values = EPS_STATIC_VALUES
+    start = int(np.argmin(np.abs(np.log10(values) - math.log10(eps))))
+    return static_explorer(
+        "ε under the square root (ε on the slider)",
+        [f"{v:.0e}" for v in values],
+        _frames(draw, renderer, values),
+        start,
+        "eps_explorer",
+        renderer.css_width,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Momentum: how the running mean follows a drifting stream
+# --------------------------------------------------------------------------------------
+
+#: The momentum example: the drifting stream of bnbook.simulate (one channel, batches of 16
+#: values, DRIFT_STEPS steps), the same as the chapter's drift figure.
+MOMENTUM_BATCH_SIZE = 16
+MOMENTUM_STATIC_VALUES: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3, 0.6, 1.0)
+#: Where lag and noise are measured: the second half of the ramp.
+MOMENTUM_WINDOW = slice(DRIFT_HOLD + DRIFT_RAMP // 2, DRIFT_HOLD + DRIFT_RAMP)
+
+
+@functools.cache
+def _drift_stream() -> tuple[np.ndarray, np.ndarray]:
+    """(batch means, population mean) of the drifting stream, each of shape (steps,)."""
+    batches, population = drifting_batches(MOMENTUM_BATCH_SIZE, seed=0)
+    steps, n = batches.shape[:2]
+    # every batch laid side by side as a channel: one bnlib call for all batch means
+    means, _ = batch_stats(batches[:, :, 0].transpose(1, 0, 2, 3))
+    means.flags.writeable = False
+    return means, population
+
+
+def momentum_running_mean(momentum: float) -> np.ndarray:
+    """``running_mean`` after each batch of the drifting stream, shape ``(steps,)``.
+
+    PyTorch's rule ``r ← (1 − p)·r + p·b`` from ``r = 0``, with ``b`` each batch's mean
+    from :func:`bnlib.batch_stats`.
+    """
+    means, _ = _drift_stream()
+    p = float(momentum)
+    running = np.empty_like(means)
+    r = 0.0
+    for t, b in enumerate(means):
+        r = (1 - p) * r + p * b
+        running[t] = r
+    return running
+
+
+def momentum_message(momentum: float) -> str:
+    """What a reader should notice at this momentum (empty when nothing is extreme)."""
+    if momentum == 0:
+        return (
+            "momentum = 0: the running mean never moves from its start, 0; evaluation mode "
+            "would normalize with that, whatever the data do."
+        )
+    if momentum == 1:
+        return (
+            "momentum = 1: the running mean is just the last batch's mean; nothing is "
+            "averaged, so evaluation mode inherits one batch's noise."
+        )
+    return ""
+
+
+@styled
+def _momentum_figure() -> tuple[Figure, dict, DrawFunction, list]:
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    ax, ax_err = figure.subplots(1, 2, width_ratios=(1.25, 1))
+    means, population = _drift_stream()
+    steps = np.arange(1, means.size + 1)
+    ax.plot(steps, means, ".", ms=2.5, color="0.7", label="each batch's mean")
+    ax.plot(steps, population, "--", color="black", lw=1.2, label="population mean")
+    (running,) = ax.plot(steps, np.zeros(steps.size), color="C0", lw=1.8, label="running_mean")
+    ax.set(xlabel="step (batches seen)", ylabel="mean", ylim=(-2.5, 5.5))
+    ax.legend(fontsize=8, loc="upper left")
+    ax_err.axhline(0, color="black", ls="--", lw=1)
+    window = steps[MOMENTUM_WINDOW]
+    ax_err.axvspan(window[0], window[-1], color="0.92", label="where lag and noise are measured")
+    (error,) = ax_err.plot(steps, np.zeros(steps.size), color="C0", lw=1.2)
+    ax_err.set(xlabel="step (batches seen)", ylabel="running_mean − population mean")
+    ax_err.set_ylim(-3.3, 1.5)
+    ax_err.legend(fontsize=8, loc="lower left")
+    for a in (ax, ax_err):
+        a.grid(True, alpha=0.3)
+    artists = {"running_mean": running, "error": error}
+
+    def draw(momentum: float) -> tuple[str, str]:
+        momentum = float(momentum)
+        r = momentum_running_mean(momentum)
+        running.set_ydata(r)
+        error.set_ydata(r - population)
+        err = (r - population)[MOMENTUM_WINDOW]
+        caption = (
+            f"momentum = {momentum:g}: in the grey window the running mean lags behind the "
+            f"population mean by {-err.mean():.2f} on average, and its noise (std) is "
+            f"{err.std():.2f}"
+        )
+        return caption, momentum_message(momentum)
+
+    return figure, artists, draw, [running, error]
+
+
+def momentum_explorer(momentum: float = 0.1) -> Explorer:
+    """Live: move momentum (0 … 1) and watch running_mean follow a drifting stream."""
+    figure, artists, draw, moving = _momentum_figure()
+    slider = ipywidgets.FloatSlider(
+        value=momentum,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        description="momentum",
+        readout_format=".2f",
+        continuous_update=True,
+        layout=ipywidgets.Layout(width="60%"),
+    )
+    return Explorer("Momentum on a drifting stream", slider, figure, artists, draw, moving)
+
+
+def momentum_explorer_static(momentum: float = 0.1) -> ipywidgets.VBox:
+    """Static page: the momentum explorer's figure at 0, 0.01, 0.03, 0.1, 0.3, 0.6 and 1."""
+    figure, _, draw, moving = _momentum_figure()
+    renderer = Renderer(figure, moving)
+    values = MOMENTUM_STATIC_VALUES
+    start = int(np.argmin(np.abs(np.asarray(values) - momentum)))
+    return static_explorer(
+        "Momentum on a drifting stream (momentum on the slider)",
+        [f"{v:g}" for v in values],
+        _frames(draw, renderer, values),
+        start,
+        "momentum_explorer",
+        renderer.css_width,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Batch size: how much batch statistics scatter, and what that does to the outputs
+# --------------------------------------------------------------------------------------
+
+#: Batches drawn per batch size (as in the chapter's figure), and the slider's values.
+BATCH_TRIALS = 400
+BATCH_SIZES: tuple[int, ...] = (1, 2, 3, 4, 8, 16, 32, 64, 128)
+#: Histogram bins for the batch mean, the batch variance and the probe's output.
+_MEAN_BINS = np.linspace(-1.0, 7.0, 41)
+_VAR_BINS = np.linspace(0.0, 16.0, 41)
+_OUT_BINS = np.linspace(-3.0, 3.0, 61)
+
+
+def batch_size_data(batch_size: int) -> dict[str, np.ndarray | float]:
+    r"""Statistics of ``BATCH_TRIALS`` batches of ``batch_size`` values (1×1 pixels) from
+    channel 0 of bnbook.simulate's population (mean 3, std 2), all computed by bnlib.
+
+    Returns ``mean`` and ``var`` (each batch's mean and biased variance, from
+    :func:`bnlib.batch_stats`), ``output`` (the training-mode output of a fixed probe value
+    ``μ + σ`` put in place of each batch's first value, from :func:`bnlib.batch_norm`) and
+    ``ideal`` (``(probe − μ)/√(σ² + ε)``, what evaluation mode with converged statistics
+    gives). Batch size 1 raises bnlib's ValueError: one value per channel has no variance.
+    """
+    batch_size = int(batch_size)
+    mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
+    stream = sample_batches(BATCH_TRIALS, batch_size, seed=batch_size)  # (T, N, C, 1, 1)
+    # Channel 0 of every trial, trials laid side by side as channels: (N, T, 1, 1). Batch
+    # norm treats channels independently, so one bnlib call handles every trial at once.
+    x = np.ascontiguousarray(stream[:, :, 0].transpose(1, 0, 2, 3))
+    mean, var = batch_stats(x)
+    probe = mu + sigma
+    x[0] = probe  # now image 0 of every batch is the same probe value
+    output = batch_norm(x, training=True)[0, :, 0, 0]  # raises for batch size 1
+    return {
+        "mean": mean,
+        "var": var,
+        "output": output.astype(np.float64),
+        "ideal": (probe - mu) / math.sqrt(sigma**2 + 1e-5),
+    }
+
+
+def batch_size_message(batch_size: int) -> str:
+    """What a reader should notice at this batch size (empty when nothing is extreme)."""
+    if batch_size == 2:
+        return (
+            "batch size 2: two values normalized by their own mean and variance always "
+            "become −1 and +1, whatever they were: the output says only which one is larger."
+        )
+    if batch_size == 3:
+        return (
+            "batch size 3: no output can pass ±√2 ≈ 1.41 (the bound √(m − 1)), and the "
+            "probe's outputs pile up just below it whenever the other two values are close."
+        )
+    if batch_size == 4:
+        return (
+            "batch size 4: batch statistics scatter widely, so the same input gives very "
+            "different training-mode outputs from batch to batch."
+        )
+    return ""
+
+
+def _counts(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Fraction of values per bin; values outside the bins count in the end bins."""
+    clipped = np.clip(values, bins[0], bins[-1])
+    return np.histogram(clipped, bins)[0] / values.size
+
+
+@styled
+def _batch_size_figure() -> tuple[Figure, dict, DrawFunction, list]:
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    axes = figure.subplots(1, 3)
+    mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
+    artists: dict = {}
+    panels = (
+        ("mean", _MEAN_BINS, "batch mean", mu, f"population mean {mu:g}", 0.45),
+        (
+            "var",
+            _VAR_BINS,
+            "batch variance (biased)",
+            sigma**2,
+            f"population σ² {sigma**2:g}",
+            0.45,
+        ),
+        ("output", _OUT_BINS, "training output of x = μ + σ", None, "eval output", 0.55),
+    )
+    for ax, (key, bins, xlabel, line, line_label, top) in zip(axes, panels, strict=True):
+        artists[key] = ax.stairs(np.zeros(bins.size - 1), bins, fill=True, color="C0")
+        if line is None:
+            ideal = (sigma) / math.sqrt(sigma**2 + 1e-5)
+            ax.axvline(ideal, color="C3", ls="--", lw=1, label=f"{line_label} {ideal:.2f}")
+        else:
+            ax.axvline(line, color="C3", ls="--", lw=1, label=line_label)
+        ax.set(xlabel=xlabel, xlim=(bins[0], bins[-1]), ylim=(0, top))
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.legend(fontsize=8, loc="upper right" if key == "var" else "upper left")
+    axes[0].set_ylabel(f"fraction of {BATCH_TRIALS} batches")
+
+    def draw(batch_size: float) -> tuple[str, str]:
+        batch_size = int(batch_size)
+        try:
+            data = batch_size_data(batch_size)
+        except ValueError as exc:
+            for key in ("mean", "var", "output"):
+                artists[key].set_data(np.zeros_like(artists[key].get_data().values))
+            # (not quoting bnlib's message: its shape is the trials laid out as channels)
+            raise ValueError(
+                f"batch size {batch_size}: bnlib, like PyTorch, refuses to normalize in "
+                "training mode (ValueError: Expected more than 1 value per channel when "
+                "training). A batch of one 1×1 feature map has a single value per channel, "
+                "so its variance is 0 and its output would always be 0."
+            ) from exc
+        for key, bins in (("mean", _MEAN_BINS), ("var", _VAR_BINS), ("output", _OUT_BINS)):
+            artists[key].set_data(_counts(np.asarray(data[key]), bins))
+        caption = (
+            f"batch size {batch_size}: batch means spread with std "
+            f"{np.std(data['mean']):.2f} (σ/√N = {sigma / math.sqrt(batch_size):.2f}), "
+            f"the same input's training output with std {np.std(data['output']):.2f}"
+        )
+        return caption, batch_size_message(batch_size)
+
+    moving = [artists["mean"], artists["var"], artists["output"]]
+    return figure, artists, draw, moving
+
+
+def batch_size_explorer(batch_size: int = 8) -> Explorer:
+    """Live: pick a batch size and see how batch means, batch variances and the training-mode
+    output of one fixed input scatter across 400 batches, recomputed by bnlib."""
+    figure, artists, draw, moving = _batch_size_figure()
+    slider = ipywidgets.SelectionSlider(
+        options=list(BATCH_SIZES),
+        value=batch_size,
+        description="batch size",
+        continuous_update=True,
+        layout=ipywidgets.Layout(width="60%"),
+    )
+    return Explorer("Batch size and noisy batch statistics", slider, figure, artists, draw, moving)
+
+
+def batch_size_explorer_static(batch_size: int = 8) -> ipywidgets.VBox:
+    """Static page: the batch-size explorer's figure at every batch size of the slider."""
+    figure, _, draw, moving = _batch_size_figure()
+    renderer = Renderer(figure, moving)
+    return static_explorer(
+        "Batch size and noisy batch statistics (batch size on the slider)",
+        [str(b) for b in BATCH_SIZES],
+        _frames(draw, renderer, BATCH_SIZES),
+        BATCH_SIZES.index(batch_size),
+        "batch_size_explorer",
+        renderer.css_width,
+    )

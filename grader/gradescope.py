@@ -1,0 +1,188 @@
+"""The Gradescope autograder: the same grader, packaged in Gradescope's convention.
+
+    python -m grader.gradescope build HOMEWORK DEST.zip     (``make homework`` does this)
+    python -m grader.gradescope run [--root /autograder]    (what ``run_autograder`` runs)
+
+Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once when it
+builds the image, then ``run_autograder`` once per submission: the student's files are in
+``/autograder/submission`` and the result must be written to
+``/autograder/results/results.json``: ``score``, and ``tests``, one per graded function,
+each with ``name``, ``score``, ``max_score``, ``output`` (the feedback) and ``visibility``.
+
+The zip holds ``bnlib`` and ``grader`` (the grader and its sandbox), a pinned
+``requirements-grader.txt`` and ``gradescope.json`` (which homework it grades). Grading is
+:func:`grader.grade.grade_notebook`, as with ``make grade``: the student's code runs in
+bubblewrap when the container allows it, else (Gradescope's containers usually forbid the
+namespaces bubblewrap needs) as an unprivileged user of its own, in its own session, with
+the same limits; each container grades one submission and is thrown away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from grader import grade, sandbox  # noqa: E402
+from grader import parts as registry  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ("__init__.py", "parts.py", "grade.py", "sandbox.py", "runner.py", "gradescope.py")
+# What the grader imports, and what bnlib needs to be imported by a student's notebook.
+GRADER_PACKAGES = ("numpy", "matplotlib", "ipywidgets", "ipykernel", "nbformat")
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder's image (pick a base
+# image with Python >= 3.11, e.g. Ubuntu 24.04).
+set -euo pipefail
+apt-get update -q
+apt-get install -y -q python3 python3-venv python3-pip bubblewrap
+python3 -c 'import sys; assert sys.version_info >= (3, 11), "bnbook needs Python >= 3.11"'
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install -q -r /autograder/source/requirements-grader.txt
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this once per submission. AUTOGRADER_ROOT and AUTOGRADER_PYTHON let it
+# run elsewhere (a local test against a fake /autograder).
+set -euo pipefail
+cd "$(dirname "$0")"
+exec "${AUTOGRADER_PYTHON:-/autograder/venv/bin/python}" -m grader.gradescope run \\
+  --root "${AUTOGRADER_ROOT:-/autograder}"
+"""
+
+
+def requirements() -> str:
+    """The grader's pins, taken from the project's requirements.txt."""
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    pins = [
+        line.strip()
+        for line in lines
+        if line.strip() and line.split("==")[0].strip().lower() in GRADER_PACKAGES
+    ]
+    return "\n".join(pins) + "\n"
+
+
+def build(homework: registry.Homework, dest: Path) -> Path:
+    """The autograder zip for one homework (module docstring)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(archive, name: str, data: bytes, executable: bool = False) -> None:
+        info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+        mode = 0o755 if executable else 0o644
+        info.external_attr = (stat.S_IFREG | mode) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, data)
+
+    with zipfile.ZipFile(dest, "w") as archive:
+        add(archive, "setup.sh", SETUP_SH.encode(), executable=True)
+        add(archive, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
+        add(archive, "requirements-grader.txt", requirements().encode())
+        config = {"homework": homework.name}
+        add(archive, "gradescope.json", json.dumps(config).encode())
+        for name in TOOLS:
+            add(archive, f"grader/{name}", (ROOT / "grader" / name).read_bytes())
+        for path in sorted((ROOT / "bnlib").rglob("*.py")):
+            add(archive, path.relative_to(ROOT).as_posix(), path.read_bytes())
+    return dest
+
+
+def results(report: dict) -> dict:
+    """Gradescope's results.json from one of our reports."""
+    tests = []
+    for part in report.get("parts", {}).values():
+        lost = [f"- {d['message']} (−{d['points']:g})" for d in part["deductions"]]
+        output = "\n".join(
+            [*([part["reason"]] if part["reason"] else []), *lost, "", part["report"]]
+        ).strip()
+        tests.append(
+            {
+                "name": part["function"],
+                "score": part["points"],
+                "max_score": part["max_points"],
+                "output": output,
+                "visibility": "visible",
+            }
+        )
+    notes = [f"cell {c['cell']} ({c['first_line']}): {c['status']}" for c in report["cells"]]
+    if report.get("flags"):
+        tests.append(
+            {
+                "name": "for the instructor: flags",
+                "score": 0,
+                "max_score": 0,
+                "output": "; ".join(report["flags"]),
+                "visibility": "hidden",
+            }
+        )
+    output = report["reason"] if report["status"] != "graded" else ""
+    if notes:
+        output += "Cells that did not run to the end (the cells after them still ran):\n"
+        output += "\n".join(notes)
+    return {
+        "score": report["score"],
+        "output": output.strip(),
+        "tests": tests,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+    }
+
+
+def run(root: Path, isolation: str | None = None) -> dict:
+    """Grade the one submission under ``root/submission``; write ``root/results``."""
+    config_path = Path(__file__).resolve().parent.parent / "gradescope.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    homework = registry.HOMEWORKS.get(config.get("homework", ""))
+    notebooks = grade.discover(root / "submission")
+    if homework is not None:  # prefer the notebook named like the homework
+        notebooks.sort(key=lambda p: (p.stem != homework.name, str(p)))
+    if isolation is None:
+        try:
+            sandbox.check_available()
+            isolation = "bwrap"
+        except sandbox.SandboxUnavailable:
+            isolation = "process"
+    if not notebooks:
+        report = {"status": "error", "reason": "no .ipynb notebook was submitted", "score": 0}
+        report |= {"parts": {}, "cells": [], "flags": []}
+    else:
+        path = notebooks[0]
+        relative = str(path.relative_to(root / "submission"))
+        report = grade.grade_notebook(
+            path, relative, {}, sandbox.Limits(), 0, isolation, homework=homework
+        )
+    out = results(report)
+    (root / "results").mkdir(parents=True, exist_ok=True)
+    (root / "results" / "results.json").write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="write the autograder zip of a homework")
+    b.add_argument("homework", choices=sorted(registry.HOMEWORKS))
+    b.add_argument("dest", type=Path)
+    r = sub.add_parser("run", help="grade /autograder/submission (inside Gradescope)")
+    r.add_argument(
+        "--root", type=Path, default=Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    )
+    r.add_argument("--isolation", choices=("bwrap", "process"))
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        print(build(registry.HOMEWORKS[args.homework], args.dest))
+    else:
+        out = run(args.root, args.isolation)
+        print(f"score {out['score']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
