@@ -160,3 +160,38 @@ def test_mathjax_assistive_mathml_is_on(browser, base_url):
         page.context.close()
     assert counts["math"] > 0
     assert counts["assistive"] == counts["math"], counts
+
+
+def contrast(color, background="white") -> float:
+    """WCAG's contrast ratio of two colours."""
+    from matplotlib.colors import to_rgb
+
+    def luminance(c):
+        channels = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in to_rgb(c)]
+        return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+    high, low = sorted((luminance(color), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_figure_colours_have_3_to_1_contrast_on_the_figure_background():
+    from bnbook import plots, style, train_figures
+
+    colours = [*style.PALETTE, style.GREY, *plots.CHANNEL_COLORS, *train_figures.COLORS.values()]
+    weak = {c: round(contrast(c), 2) for c in colours if contrast(c) < 3}
+    assert weak == {}, f"colours under 3:1 against white: {weak}"
+
+
+def test_lines_are_told_apart_without_colour():
+    """In a figure with several coloured lines, no two legend entries share a line style
+    and marker: a reader who cannot tell the colours apart can still tell the lines apart."""
+    from bnbook import plots
+
+    figure = plots.ema_weights_figure([0.01, 0.1, 0.3, 0.9])
+    for ax in figure.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        # the dash pattern itself: get_linestyle() calls every custom pattern "--"
+        looks = [(str(h._unscaled_dash_pattern), str(h.get_marker())) for h in handles]
+        assert len(set(looks)) == len(looks), dict(zip(labels, looks, strict=True))
+        for line in ax.get_lines():
+            assert contrast(line.get_color(), ax.get_facecolor()) >= 3, line.get_color()
