@@ -329,3 +329,89 @@ def test_launch_buttons_open_the_published_notebooks(site, chapter):
         assert "work once the book&#39;s repository is published" in page or (
             "work once the book's repository is published" in page
         )
+
+
+class FakeBook:
+    """What a page knows, for the converter's unit tests."""
+
+    def glued(self, key):
+        return {
+            "m": {"text/plain": "8"},
+            "v": {"text/plain": "0.87654"},
+            "fig": {"text/plain": "<Figure>", "image/png": "iVBORw0KGgo="},
+        }[key]
+
+    def doc(self, target):
+        return "Running statistics", f"https://site/chapters/{target}.html"
+
+    def ref(self, label):
+        return "A section", f"https://site/p.html#{label}"
+
+    def number(self, label):
+        return {"ex-1": "Exercise 4.1", "fig-a": "Fig. 1.2"}[label], f"https://site/p.html#{label}"
+
+    def link(self, target):
+        return "https://site/chapters/" + target.replace(".md", ".html")
+
+    def include(self, argument, options):
+        return f"def {options['pyobject']}():\n    pass\n"
+
+
+def converter():
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import myst_markdown
+
+    return myst_markdown
+
+
+def test_myst_becomes_plain_markdown():
+    myst = converter()
+    text = """(target)=
+## Title
+
+$m =$ {glue:text}`m` values, mean {glue:text}`v:.2f`; see {numref}`fig-a`, {doc}`03_x`
+and [chapter 1](01_y.md#sec); `{glue:text}` in code stays.
+
+```{exercise}
+:label: ex-1
+
+Do it.
+```
+
+````{solution} ex-1
+:class: dropdown
+
+```python
+x = 1
+```
+````
+
+```{literalinclude} ../bnlib/functional.py
+:pyobject: f
+:language: python
+```
+
+:::{dropdown} More
+Hidden.
+:::
+
+```{solution-end}
+```"""
+    out = myst.to_markdown(text, FakeBook())
+    assert "(target)=" not in out.text and "## Title" in out.text
+    assert "$m =$ 8 values, mean 0.88" in out.text
+    assert "[Fig. 1.2](https://site/p.html#fig-a)" in out.text
+    assert "[Running statistics](https://site/chapters/03_x.html)" in out.text
+    assert "[chapter 1](https://site/chapters/01_y.html#sec)" in out.text
+    assert "`{glue:text}` in code stays" in out.text
+    assert "**Exercise 4.1**\n\nDo it." in out.text
+    assert "<summary>Solution to Exercise 4.1</summary>\n\n```python\nx = 1\n```" in out.text
+    assert "```python\ndef f():\n    pass\n```" in out.text
+    assert "<details>\n<summary>More</summary>\n\nHidden.\n\n</details>" in out.text
+    assert not LEFTOVER.search(out.text.replace("`{glue:text}` in code", "")), out.text
+    figure = myst.to_markdown("```{glue:figure} fig\n:alt: A plot\n\nIts caption.\n```", FakeBook())
+    (name,) = figure.attachments
+    assert figure.text.startswith(f"![A plot](attachment:{name})")
+    assert figure.attachments[name] == {"image/png": "iVBORw0KGgo="}
+    with pytest.raises(myst.UnknownMarkup, match="tabularcolumns"):
+        myst.to_markdown("```{tabularcolumns} x\n```", FakeBook())
