@@ -178,13 +178,15 @@ FILE_NAME = re.compile(r"^[\w.-]*\.(png|jpe?g|svg|gif|webp)$|^[0-9a-f]{16,}", re
 @pytest.mark.parametrize("path", [p for p in PAGES if p.startswith("chapters/")])
 def test_figures_have_alt_text_that_describes_them(browser, base_url, path):
     """Every figure image (outside the explorers' frames, which carry an HTML caption) has
-    an alt text, and it is a description, not a file name."""
+    an alt text, and it is a description, not a file name, and a numbered caption."""
     page, _ = open_page(browser, base_url, path)
     try:
         images = page.evaluate(
             """() => [...document.querySelectorAll('article img')]
                  .filter(i => !i.closest('.jupyter-widgets'))
-                 .map(i => ({src: i.getAttribute('src') || '', alt: i.getAttribute('alt')}))"""
+                 .map(i => ({src: i.getAttribute('src') || '', alt: i.getAttribute('alt'),
+                             number: i.closest('figure')?.querySelector(
+                                 'figcaption .caption-number')?.textContent || ''}))"""
         )
     finally:
         page.context.close()
@@ -193,3 +195,6 @@ def test_figures_have_alt_text_that_describes_them(browser, base_url, path):
         name = image["src"].rsplit("/", 1)[-1]
         assert alt, f"{path}: image {name} has no alt text"
         assert alt != name and not FILE_NAME.match(alt), f"{path}: alt text {alt!r} is a file name"
+        assert re.match(r"Fig\. \d+(\.\d+)*", image["number"].strip()), (
+            f"{path}: image {name} ({alt[:60]}...) has no numbered caption"
+        )
