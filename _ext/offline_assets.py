@@ -14,12 +14,7 @@ A local Sphinx extension (listed in ``_config.yml`` under ``sphinx: local_extens
 3. Pages that rebuild the same. Widget models get random ids (uuid4) when a chapter runs; they
    are renamed after the page and their order, in the page and in its notebook, and the
    notebook's cell ids likewise, so that a rebuild of unchanged chapters gives the same files.
-4. Notebooks that run anywhere. The ``.ipynb`` the download button serves (the executed chapter)
-   gets a first cell that installs what the chapters import when it is missing (Colab, Binder,
-   a fresh Jupyter): bnlib from the repository (the URL is ``repository.url`` of
-   ``_config.yml``, the one place it is set), PyTorch's CPU build, and myst-nb.
-   Colab and Binder cannot open the MyST ``.md`` sources, so their launch buttons open these
-   notebooks from the ``notebooks`` branch that the GitHub workflow publishes.
+(Downloadable notebooks and the launch buttons: ``_ext/downloads.py``.)
 """
 
 from __future__ import annotations
@@ -54,38 +49,6 @@ IPYWIDGETS_JS = {
     # for one, and the browser tests fail if it ever requests anything off the site.
     f"{VENDOR}/html-manager/embed-amd.js": {"data-jupyter-widgets-cdn-only": ""},
 }
-NOTEBOOKS_BRANCH = "notebooks"
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-#: The setup cell's code (``install_cell`` fills in the repository and torch's pin).
-SETUP_CELL = """\
-# Setup: this notebook needs bnlib (the book's library), PyTorch and the rest of
-# bnlib's `book` extra (Matplotlib, ipywidgets, scikit-learn, Keras, myst-nb for `glue`).
-# On Colab, Binder or a fresh Jupyter, install whichever is missing.
-import importlib
-import importlib.util
-
-if importlib.util.find_spec("bnlib") is None:
-    %pip install --quiet "bnlib @ git+{repo_url}"
-if importlib.util.find_spec("torch") is None:  # the CPU build, a smaller download
-    %pip install --quiet "{torch}" --index-url {torch_index}
-BOOK_EXTRA = {{"matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "sklearn": "scikit-learn",
-              "keras": "keras", "myst_nb": "myst-nb"}}
-missing = [pip for module, pip in BOOK_EXTRA.items() if importlib.util.find_spec(module) is None]
-if missing:
-    get_ipython().run_line_magic("pip", "install --quiet " + " ".join(missing))
-importlib.invalidate_caches()
-import ipywidgets
-
-if int(ipywidgets.__version__.split(".")[0]) < 8:  # an older one was already imported
-    print("The explorers need ipywidgets 8: restart the kernel (Colab: Runtime, Restart "
-          "session), then run this notebook again.")
-try:  # Colab shows ipywidgets 8 through its own widget manager, once enabled
-    from google.colab import output
-
-    output.enable_custom_widget_manager()
-except ImportError:
-    pass
-"""
 
 
 def node_modules(app: Sphinx) -> Path:
@@ -173,12 +136,6 @@ def locate_widget_fonts(app: Sphinx, pagename, templatename, context, doctree) -
     scripts.insert(names.index(embed), config_script)  # ... and moved before embed-amd.js
 
 
-def repository(app: Sphinx) -> tuple[str, str]:
-    """``(url, branch)`` from ``html_theme_options`` (Jupyter Book fills it from _config.yml)."""
-    options = app.config.html_theme_options
-    return options.get("repository_url", "").rstrip("/"), options.get("repository_branch", "main")
-
-
 WIDGET_STATE = re.compile(
     r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', re.DOTALL
 )
@@ -215,71 +172,11 @@ def stable_page_ids(app: Sphinx, exception: Exception | None) -> None:
                 notebook.write_text(text, encoding="utf-8")
 
 
-def torch_requirement(app: Sphinx) -> str:
-    """The ``torch==…`` line of requirements.txt (the torch the book is built with)."""
-    requirements = Path(app.confdir) / "requirements.txt"
-    lines = requirements.read_text().splitlines() if requirements.exists() else []
-    return next((line.strip() for line in lines if line.startswith("torch==")), "torch")
-
-
-def install_cell(repo_url: str, torch: str = "torch") -> dict:
-    """A first notebook cell that installs what the chapters import, when it is missing.
-
-    The chapters import bnlib (from the repository), torch and the rest of bnlib's ``book``
-    extra (matplotlib, ipywidgets, sklearn, keras, myst_nb for ``glue``). On
-    Colab, Binder or a fresh Jupyter some are missing; where all are importable (a clone with
-    ``make setup``, this build) the cell does nothing.
-    """
-    source = SETUP_CELL.format(repo_url=repo_url, torch=torch, torch_index=TORCH_CPU_INDEX)
-    return {
-        "cell_type": "code",
-        "execution_count": None,
-        "id": "install-bnlib",
-        "metadata": {"tags": ["remove-cell"]},
-        "outputs": [],
-        "source": source,
-    }
-
-
-def add_install_cell(path: Path, repo_url: str, torch: str = "torch") -> None:
-    """Put the setup cell first, and make cell ids the same on every build (widget ids:
-    :func:`stable_page_ids`)."""
-    notebook = json.loads(path.read_text(encoding="utf-8"))
-    cells = notebook.get("cells", [])
-    if cells and cells[0].get("id") == "install-bnlib":
-        return
-    for index, cell in enumerate(cells):
-        cell["id"] = f"cell-{index}"
-    notebook["cells"] = [install_cell(repo_url, torch), *cells]
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def notebooks_and_launch_links(app: Sphinx, pagename, templatename, context, doctree) -> None:
-    """Give the downloadable notebook its setup cell; send Colab and Binder to notebooks."""
-    if not context.get("ipynb_source"):  # set by sphinx-book-theme for executed .md pages
-        return
-    repo_url, branch = repository(app)
-    notebook = Path(app.outdir) / "_sources" / context["ipynb_source"]
-    add_install_cell(notebook, repo_url, torch_requirement(app))
-    source_md = f"/blob/{branch}/{pagename}.md"
-    for group in context.get("header_buttons", []):
-        for button in group.get("buttons", []) if isinstance(group, dict) else []:
-            url = button.get("url", "")
-            if button.get("text") == "Colab" and source_md in url:
-                button["url"] = url.replace(source_md, f"/blob/{NOTEBOOKS_BRANCH}/{pagename}.ipynb")
-            elif button.get("text") == "Binder" and "urlpath=" in url:
-                base, _, path = url.partition("?urlpath=")
-                base = base.rsplit("/", 1)[0] + f"/{NOTEBOOKS_BRANCH}"
-                button["url"] = f"{base}?urlpath={path.removesuffix('.md')}.ipynb"
-
-
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", set_offline_config, priority=900)
     app.connect("builder-inited", check_assets)
     app.connect("build-finished", copy_assets)
     app.connect("build-finished", stable_page_ids)
-    # after sphinx-book-theme (priority 501 and default) has built buttons and copied notebooks
-    app.connect("html-page-context", notebooks_and_launch_links, priority=900)
     app.connect("html-page-context", default_theme_mode)
     app.connect("html-page-context", no_favicon_request)
     app.connect("html-page-context", locate_widget_fonts, priority=950)

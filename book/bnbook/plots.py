@@ -13,7 +13,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from bnbook.simulate import ema_weights, expected_running
-from bnbook.style import styled
+from bnbook.style import GREY, PALETTE, linestyle, styled
+from bnbook.style import color as palette_color
 from bnlib._validate import as_input
 from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
 
@@ -21,7 +22,7 @@ from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
 # Chapters 1-2
 # ======================================================================================
 
-CHANNEL_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+CHANNEL_COLORS = PALETTE[:5]  # each ≥ 3:1 against the white background
 
 
 @styled
@@ -265,6 +266,7 @@ def eps_sweep_figure(variances, eps_values, default_eps: float = 1e-5, seed: int
             stds[k],
             linewidth=2,
             color=CHANNEL_COLORS[k % len(CHANNEL_COLORS)],
+            linestyle=linestyle(k),
             gid=f"var={v:g}",
             label=f"channel variance σ² = {power_of_ten(v)}",
         )
@@ -485,8 +487,8 @@ def gradient_projection_figure(
     sums, projections, predicted = map(np.array, (sums, projections, predicted))
     fig, ax = plt.subplots(figsize=(8, 5))
     for c in range(x.shape[1]):
-        color = f"C{c}"
-        ax.loglog(eps_values, predicted[:, c], color=color, lw=1.2)
+        color = palette_color(c)
+        ax.loglog(eps_values, predicted[:, c], color=color, lw=1.2, ls=linestyle(c))
         ax.loglog(eps_values, projections[:, c], "o", color=color, ms=4,
                   label=rf"channel {c}: $|\sum dx\,\hat x|$")  # fmt: skip
         ax.loglog(eps_values, np.maximum(sums[:, c], 1e-17), "x", color=color, ms=4, alpha=0.6)
@@ -530,12 +532,13 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     population = {"mean": population_mean[channel], "var": population_var[channel]}
     for ax, stat, initial in zip(axes, ("mean", "var"), (0.0, 1.0), strict=True):
         batch = getattr(first, f"batch_{stat}")[:, channel]
-        ax.plot(steps[1:], batch, ".", color="0.7", markersize=3, gid=f"batch_{stat}",
+        ax.plot(steps[1:], batch, ".", color=GREY, markersize=3, gid=f"batch_{stat}",
                 label="each batch's statistic (variance: unbiased)")  # fmt: skip
         for k, trace in enumerate(traces):
-            color = "black" if trace.momentum is None else f"C{k}"
+            color = "black" if trace.momentum is None else palette_color(k)
             running = getattr(trace, f"running_{stat}")[:, channel]
-            ax.plot(steps, running, color=color, linewidth=1.8, gid=f"{stat}:{trace.momentum}",
+            ax.plot(steps, running, color=color, linestyle=linestyle(k), linewidth=1.8,
+                    gid=f"{stat}:{trace.momentum}",
                     label=_momentum_label(trace.momentum))  # fmt: skip
             if trace.momentum is not None:
                 expected = expected_running(trace.momentum, first.steps, initial,
@@ -567,11 +570,12 @@ def ema_weights_figure(momenta, steps: int = 60) -> Figure:
     k = np.arange(steps)
     for i, p in enumerate(momenta):
         w = ema_weights(p, steps)
-        ax.plot(k, w, "-", color=f"C{i}", linewidth=1.8, gid=f"weights:{p:g}",
+        ax.plot(k, w, color=palette_color(i), linestyle=linestyle(i), linewidth=1.8,
+                gid=f"weights:{p:g}",
                 label=f"momentum {p:g}: memory 1/p = {1 / p:.3g} batches")  # fmt: skip
         kp = round(1 / p)
         if kp < steps:
-            ax.plot([kp], [w[kp]], "o", color=f"C{i}", markersize=7, gid=f"memory:{p:g}")
+            ax.plot([kp], [w[kp]], "o", color=palette_color(i), markersize=7, gid=f"memory:{p:g}")
     ax.set_yscale("log")
     ax.set_xlabel("k: how many steps ago the batch was seen")
     ax.set_ylabel("weight in the running value")
@@ -633,10 +637,10 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
     for row, size in enumerate(sizes):
         values = np.asarray(outputs_by_size[size])[:, channel]
         jitter = row + rng.uniform(-0.18, 0.18, values.size)
-        ax.plot(values, jitter, ".", color=f"C{row}", markersize=2.5, alpha=0.5,
+        ax.plot(values, jitter, ".", color=palette_color(row), markersize=2.5, alpha=0.5,
                 gid=f"probe:N={size}")  # fmt: skip
         lo, hi = np.percentile(values, [5, 95])
-        ax.plot([lo, hi], [row + 0.3, row + 0.3], "-", color=f"C{row}", linewidth=3)
+        ax.plot([lo, hi], [row + 0.3, row + 0.3], "-", color=palette_color(row), linewidth=3)
     ax.axvline(ideal, color="black", linestyle="--", linewidth=1.2,
                label=f"with population statistics: {ideal:.3g}")  # fmt: skip
     ax.set_yticks(range(len(sizes)), [f"N = {s}" for s in sizes])
@@ -661,13 +665,14 @@ def drift_figure(traces, population_mean, batch_mean) -> Figure:
     fig = Figure(figsize=(8, 3.4), layout="constrained")
     ax, ax_err = fig.subplots(1, 2, width_ratios=(1.25, 1))
     steps = np.arange(1, len(population_mean) + 1)
-    ax.plot(steps, batch_mean, ".", color="0.7", markersize=3, label="each batch's mean")
+    ax.plot(steps, batch_mean, ".", color=GREY, markersize=3, label="each batch's mean")
     ax_err.axhline(0, color="black", linestyle="--", linewidth=1)
     for k, trace in enumerate(traces):
-        color = "black" if trace.momentum is None else f"C{k}"
+        color = "black" if trace.momentum is None else palette_color(k)
         running = trace.running_mean[1:, 0]
-        ax.plot(steps, running, color=color, linewidth=1.6, label=_momentum_label(trace.momentum))
-        ax_err.plot(steps, running - population_mean, color=color, linewidth=1.2)
+        ax.plot(steps, running, color=color, linestyle=linestyle(k), linewidth=1.6,
+                label=_momentum_label(trace.momentum))  # fmt: skip
+        ax_err.plot(steps, running - population_mean, color=color, ls=linestyle(k), lw=1.2)
     ax.plot(steps, population_mean, "--", color="black", linewidth=1.2, label="population mean")
     ax.set(xlabel="step (batches seen)", ylabel="mean")
     ax.set_title("running_mean on a drifting stream", size=11)

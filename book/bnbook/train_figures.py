@@ -15,15 +15,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from bnbook.style import styled
+from bnbook.style import GREY, PALETTE, linestyle, styled
+from bnbook.style import color as palette_color
 from bnbook.widgets import Explorer, Renderer, static_explorer
 
 #: Colours of the normalizations, the same in every figure of the chapter.
 COLORS = {
-    "batch": "tab:blue",
-    "none": "tab:red",
-    "group": "tab:green",
-    "layer": "tab:purple",
+    "batch": PALETTE[0],
+    "none": PALETTE[3],
+    "group": PALETTE[2],
+    "layer": PALETTE[4],
 }
 #: What the static explorer tells a reader about running it live.
 RUN_LIVE = (
@@ -63,16 +64,16 @@ def sweep_figure(
     figure, ax = plt.subplots(figsize=(6.4, 3.3), layout="constrained")
     xs = np.asarray(xs, dtype=float)
     for i, (label, acc) in enumerate(results.items()):
-        color = (colors or COLORS).get(label, f"C{i}")
+        color = (colors or COLORS).get(label, palette_color(i))
         acc = 100 * np.asarray(acc)
-        ax.plot(xs, acc.mean(axis=1), "-", color=color, lw=1.5, label=label)
+        ax.plot(xs, acc.mean(axis=1), color=color, ls=linestyle(i), lw=1.5, label=label)
         for s in range(acc.shape[1]):
             ax.plot(xs, acc[:, s], "o", color=color, ms=4, alpha=0.6)
     if log_x:
         ax.set_xscale("log")
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.minorticks_off()
-    ax.axhline(10, color="0.6", lw=0.8, ls=":")
+    ax.axhline(10, color=GREY, lw=0.8, ls=":")
     ax.set(xlabel=xlabel, ylabel="test accuracy (%)", ylim=(0, 102))
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower center")
@@ -83,14 +84,15 @@ def sweep_figure(
 def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None) -> None:
     ax_loss, ax_acc = axes
     for i, (label, histories) in enumerate(runs.items()):
-        color = (colors or COLORS).get(label, f"C{i}")
+        color = (colors or COLORS).get(label, palette_color(i))
         for s, history in enumerate(histories):
             loss = smooth(history.train_loss)
             steps = np.arange(1, loss.size + 1)
             name = label if s == 0 else None
-            ax_loss.plot(steps, loss, color=color, lw=1, alpha=0.8, label=name)
+            ax_loss.plot(steps, loss, color=color, ls=linestyle(i), lw=1, alpha=0.8, label=name)
             accuracy = 100 * np.asarray(history.test_accuracy)
-            ax_acc.plot(history.eval_steps, accuracy, "o-", color=color, ms=3, lw=1, alpha=0.8)
+            ax_acc.plot(history.eval_steps, accuracy, "o", color=color, ls=linestyle(i), ms=3, lw=1,
+                        alpha=0.8)  # fmt: skip
     ax_loss.set_yscale("log")
     ax_loss.set(xlabel="training step", ylabel=f"training loss ({SMOOTH}-step mean)")
     ax_loss.set_ylim(0.005, 5)
@@ -119,14 +121,14 @@ def activations_figure(runs: Mapping[str, object], layer_names: Sequence[str]) -
         rows, len(layer_names), figsize=(9, 1.9 * rows + 0.4), layout="constrained", sharex=True
     )
     for r, (label, history) in enumerate(runs.items()):
-        color = COLORS.get(label, f"C{r}")
+        color = COLORS.get(label, palette_color(r))
         for c, name in enumerate(layer_names):
             ax = axes[r, c]
             q = history.activations[c][:, 0, :]  # (records, 3): channel 0
             steps = history.activation_steps
             ax.fill_between(steps, q[:, 0], q[:, 2], color=color, alpha=0.25, lw=0)
             ax.plot(steps, q[:, 1], color=color, lw=1.5)
-            ax.axhline(0, color="0.6", lw=0.7)
+            ax.axhline(0, color=GREY, lw=0.7)
             ax.set_title(f"{label}: {name}", fontsize=9)
             if r == rows - 1:
                 ax.set_xlabel("training step")
@@ -147,8 +149,8 @@ def batch_size_figure(
     for ax, (title, results) in zip(np.atleast_1d(axes), panels.items(), strict=True):
         for i, (norm, acc) in enumerate(results.items()):
             acc = 100 * np.asarray(acc)
-            color = COLORS.get(norm, f"C{i}")
-            ax.plot(batch_sizes, acc.mean(axis=1), "-", color=color, lw=1.5, label=norm)
+            color = COLORS.get(norm, palette_color(i))
+            ax.plot(batch_sizes, acc.mean(axis=1), color=color, ls=linestyle(i), lw=1.5, label=norm)
             for s in range(acc.shape[1]):
                 ax.plot(batch_sizes, acc[:, s], "o", color=color, ms=4, alpha=0.6)
         ax.set_xscale("log", base=2)
@@ -175,14 +177,15 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
     )
     for ax, (key, ylabel) in zip(axes, keys, strict=True):
         for i, (label, values) in enumerate(results.items()):
-            color = COLORS.get(label, f"C{i}")
+            color = COLORS.get(label, palette_color(i))
             values = np.asarray(values[key])
             for s in range(values.shape[1]):
                 ax.plot(
                     steps,
                     values[:, s],
-                    "o-",
+                    "o",
                     color=color,
+                    linestyle=linestyle(i),
                     ms=3,
                     lw=1,
                     alpha=0.8,

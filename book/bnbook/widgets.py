@@ -65,7 +65,8 @@ from bnbook.simulate import (
     drifting_batches,
     sample_batches,
 )
-from bnbook.style import styled
+from bnbook.style import GREY, PALETTE, styled
+from bnbook.style import color as palette_color
 from bnlib.functional import batch_norm, batch_stats
 
 #: Resolution of the live figure and of the static frames: twice the 72 dpi layout.
@@ -330,13 +331,19 @@ def _eps_figure() -> tuple[Figure, dict, DrawFunction, list]:
     artists: dict = {"outputs": []}
     for c, s in enumerate(EPS_CHANNEL_STDS):
         (dots,) = ax.plot(
-            np.zeros(n), np.full(n, c), "o", ms=6, alpha=0.7, color=f"C{c}", label=f"{s**2:.0e}"
+            np.zeros(n),
+            np.full(n, c),
+            "o",
+            ms=6,
+            alpha=0.7,
+            color=palette_color(c),
+            label=f"{s**2:.0e}",
         )
         artists["outputs"].append(dots)
     ax.set_yticks(range(channels), [f"σ² = {s**2:.0e}" for s in EPS_CHANNEL_STDS])
     ax.set_ylim(channels - 0.5, -0.5)
     ax.set_xlim(-2.6, 2.6)
-    ax.axvline(0, color="0.7", lw=0.8)
+    ax.axvline(0, color=GREY, lw=0.8)
     ax.set_xlabel("normalized output of each of the 16 values of the channel")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("the 16 outputs of each channel (its variance σ² on the left)", fontsize=11)
@@ -448,15 +455,17 @@ def _momentum_figure() -> tuple[Figure, dict, DrawFunction, list]:
     ax, ax_err = figure.subplots(1, 2, width_ratios=(1.25, 1))
     means, population = _drift_stream()
     steps = np.arange(1, means.size + 1)
-    ax.plot(steps, means, ".", ms=2.5, color="0.7", label="each batch's mean")
+    ax.plot(steps, means, ".", ms=2.5, color=GREY, label="each batch's mean")
     ax.plot(steps, population, "--", color="black", lw=1.2, label="population mean")
-    (running,) = ax.plot(steps, np.zeros(steps.size), color="C0", lw=1.8, label="running_mean")
+    (running,) = ax.plot(
+        steps, np.zeros(steps.size), color=PALETTE[0], lw=1.8, label="running_mean"
+    )
     ax.set(xlabel="step (batches seen)", ylabel="mean", ylim=(-2.5, 5.5))
     ax.legend(fontsize=8, loc="upper left")
     ax_err.axhline(0, color="black", ls="--", lw=1)
     window = steps[MOMENTUM_WINDOW]
     ax_err.axvspan(window[0], window[-1], color="0.92", label="where lag and noise are measured")
-    (error,) = ax_err.plot(steps, np.zeros(steps.size), color="C0", lw=1.2)
+    (error,) = ax_err.plot(steps, np.zeros(steps.size), color=PALETTE[0], lw=1.2)
     ax_err.set(xlabel="step (batches seen)", ylabel="running_mean − population mean")
     ax_err.set_ylim(-3.3, 1.5)
     ax_err.legend(fontsize=8, loc="lower left")
@@ -598,12 +607,12 @@ def _batch_size_figure() -> tuple[Figure, dict, DrawFunction, list]:
         ("output", _OUT_BINS, "training output of x = μ + σ", None, "eval output", 0.55),
     )
     for ax, (key, bins, xlabel, line, line_label, top) in zip(axes, panels, strict=True):
-        artists[key] = ax.stairs(np.zeros(bins.size - 1), bins, fill=True, color="C0")
+        artists[key] = ax.stairs(np.zeros(bins.size - 1), bins, fill=True, color=PALETTE[0])
         if line is None:
             ideal = (sigma) / math.sqrt(sigma**2 + 1e-5)
-            ax.axvline(ideal, color="C3", ls="--", lw=1, label=f"{line_label} {ideal:.2f}")
+            ax.axvline(ideal, color=PALETTE[3], ls="--", lw=1, label=f"{line_label} {ideal:.2f}")
         else:
-            ax.axvline(line, color="C3", ls="--", lw=1, label=line_label)
+            ax.axvline(line, color=PALETTE[3], ls="--", lw=1, label=line_label)
         ax.set(xlabel=xlabel, xlim=(bins[0], bins[-1]), ylim=(0, top))
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.legend(fontsize=8, loc="upper right" if key == "var" else "upper left")

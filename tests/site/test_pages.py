@@ -18,13 +18,10 @@ import json
 import re
 
 import pytest
-import yaml
-from IPython.core.inputtransformer2 import TransformerManager
 
 from tests.site.pages import (
     MAX_CHAPTER_HEIGHT,
     PAGES,
-    ROOT,
     SCREENSHOTS,
     SITE,
     numbered_chapters,
@@ -162,76 +159,6 @@ def test_widget_ids_are_the_same_on_every_build(site):
     assert pages_with_widgets >= 2  # the ε explorer, and the momentum and batch-size ones
 
 
-@pytest.mark.parametrize("chapter", toc_chapters())
-def test_chapter_downloads_as_a_runnable_notebook(site, chapter):
-    nbformat = pytest.importorskip("nbformat")
-    path = site / "_sources" / f"{chapter}.ipynb"
-    assert path.exists(), f"no .ipynb download for {chapter}"
-    notebook = nbformat.read(path, as_version=4)
-    nbformat.validate(notebook)
-    first = notebook.cells[0]
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    repo_url = config["repository"]["url"]
-    assert first.cell_type == "code" and f"git+{repo_url}" in first.source
-    # the %pip inside try/except is valid IPython: it becomes plain Python that compiles
-    python = TransformerManager().transform_cell(first.source)
-    compile(python, "install-cell", "exec")
-    html = (site / f"{chapter}.html").read_text(encoding="utf-8")
-    assert f"{chapter}.ipynb" in html  # the download button
-    colab = re.search(r'href="(https://colab\.research\.google\.com/[^"]+)"', html)
-    assert colab and colab.group(1).endswith(f"/blob/notebooks/{chapter}.ipynb")
-    assert re.search(rf'href="https://mybinder\.org/v2/gh/[^"]+/notebooks\?[^"]+{chapter}', html)
-    assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "python3"
-
-
-@pytest.mark.parametrize(
-    "missing",
-    [(), ("bnlib",), ("torch", "myst_nb"), ("bnlib", "torch", "sklearn", "keras"), ("matplotlib",)],
-)
-def test_download_setup_cell_installs_only_what_is_missing(site, monkeypatch, missing):
-    """The first cell of a download runs ``%pip install`` for each missing import, only."""
-    import importlib.util
-
-    nbformat = pytest.importorskip("nbformat")
-    chapter = toc_chapters()[0]
-    first = nbformat.read(site / "_sources" / f"{chapter}.ipynb", as_version=4).cells[0]
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a, **k: None if name in missing else real_find_spec(name, *a, **k),
-    )
-    magics: list[tuple[str, str]] = []
-
-    class FakeIPython:
-        def run_line_magic(self, name, line):
-            magics.append((name, line))
-
-    python = TransformerManager().transform_cell(first.source)
-    exec(compile(python, "setup-cell", "exec"), {"get_ipython": FakeIPython})
-    assert all(name == "pip" and line.startswith("install") for name, line in magics)
-    installed = [line for _, line in magics]
-    repo_url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    torch_pin = next(  # the setup cell installs the torch the book is built and tested with
-        line.strip()
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
-        if line.startswith("torch==")
-    )
-    expected = {
-        "bnlib": f"git+{repo_url}",
-        "torch": torch_pin,
-        "matplotlib": "matplotlib",
-        "ipywidgets": "ipywidgets",
-        "sklearn": "scikit-learn",
-        "keras": "keras",
-        "myst_nb": "myst-nb",
-    }
-    words = " ".join(installed).split()
-    for module, requirement in expected.items():  # what is missing is installed, only that
-        named = any(requirement in word for word in words)
-        assert named == (module in missing), (module, installed)
-
-
 @pytest.mark.parametrize("chapter", numbered_chapters())
 def test_chapter_page_is_under_the_height_limit(browser, base_url, chapter):
     """Every chapter page, fully rendered (math typeset, widgets and images loaded), is
@@ -251,13 +178,15 @@ FILE_NAME = re.compile(r"^[\w.-]*\.(png|jpe?g|svg|gif|webp)$|^[0-9a-f]{16,}", re
 @pytest.mark.parametrize("path", [p for p in PAGES if p.startswith("chapters/")])
 def test_figures_have_alt_text_that_describes_them(browser, base_url, path):
     """Every figure image (outside the explorers' frames, which carry an HTML caption) has
-    an alt text, and it is a description, not a file name."""
+    an alt text, and it is a description, not a file name, and a numbered caption."""
     page, _ = open_page(browser, base_url, path)
     try:
         images = page.evaluate(
             """() => [...document.querySelectorAll('article img')]
                  .filter(i => !i.closest('.jupyter-widgets'))
-                 .map(i => ({src: i.getAttribute('src') || '', alt: i.getAttribute('alt')}))"""
+                 .map(i => ({src: i.getAttribute('src') || '', alt: i.getAttribute('alt'),
+                             number: i.closest('figure')?.querySelector(
+                                 'figcaption .caption-number')?.textContent || ''}))"""
         )
     finally:
         page.context.close()
@@ -266,3 +195,6 @@ def test_figures_have_alt_text_that_describes_them(browser, base_url, path):
         name = image["src"].rsplit("/", 1)[-1]
         assert alt, f"{path}: image {name} has no alt text"
         assert alt != name and not FILE_NAME.match(alt), f"{path}: alt text {alt!r} is a file name"
+        assert re.match(r"Fig\. \d+(\.\d+)*", image["number"].strip()), (
+            f"{path}: image {name} ({alt[:60]}...) has no numbered caption"
+        )
