@@ -1,143 +1,77 @@
-"""bnlib's speed against PyTorch and against a plain memory copy, in one process.
+"""bnlib's speed against PyTorch and against a plain memory copy, at 1, 2, 4, ... threads.
 
-    .venv/bin/python benchmarks/bench_bnlib.py [--rounds 20] [--block 10] [--warm-ms 5]
-                                               [--torch-threads N]
+    .venv/bin/python benchmarks/bench_bnlib.py [--threads 1,2,4] [--shapes 32x64x56x56,...]
+                                               [--rounds 3] [--min-run-time 0.2]
 
-Training mode, float32, torch on its default threads (or ``--torch-threads``). The
-contenders take turns: each round runs every contender once, as a block of ``--block``
-timed calls after a few milliseconds of untimed ones, with a pause after every block.
-Prints, for each shape, each contender's median time per call over the rounds, and the
-ratios bnlib / torch (the ratio of the medians, and the quartiles of the ratios within a
-round) and bnlib / copy.
+Every figure is taken by ``torch.utils.benchmark.Timer.blocked_autorange``, the one
+instrument for every contender (it warms up, picks a block size that makes the timer's own
+cost negligible and keeps every block's time): bnlib's and torch's forward
+(``bnlib.batch_norm``, ``torch.nn.functional.batch_norm``) and forward+backward (the
+modules, torch with autograd and its gradients set to None before each call, as a training
+loop's ``zero_grad()`` does), a NumPy copy of the input (one thread) and torch's ``clone``
+(on the threads of the row). Float32, training mode, running statistics updated.
 
-Why blocks and pauses: after its last call torch's OpenMP workers keep spinning for a
-moment, taking the second core from whatever runs next. The script measures how long
-(the CPU time of the process's other threads while the main one sleeps after a block of
-torch calls) and pauses after every block for three times that, at least 20 ms, so that
-they are asleep before the next contender starts. A sleeping pool costs torch a wake-up on
-its next call, and a core that has been idle runs slower for a millisecond or two, so each
-block starts with untimed calls (``--warm-ms`` of them, at least one): the timed calls run
-with torch's workers
-awake and the cores busy, as in a training loop. Taking turns spreads the load of a shared
-machine over all contenders alike.
+For each thread count n, torch runs on n threads (the Timer's ``num_threads``) and bnlib on
+n (``BNLIB_NUM_THREADS``). The contenders take turns, ``--rounds`` times, with a pause after
+each measurement so that torch's OpenMP workers stop spinning before the next one starts;
+the rounds of a contender are merged into one measurement (``Measurement.merge``). Prints
+``Compare``'s tables (median per call, rows grouped by thread count), then one table with
+the ratios: bnlib / torch (per round the ratio of the two medians; the median and the range
+of those over the rounds) and bnlib / copy, a thread count per row.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
-import threading
+import platform
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils import benchmark
 
 import bnlib
+from bnlib import parallel
 
-SHAPES = [(32, 64, 56, 56), (8, 16, 32, 32)]
-WARM_SECONDS = 0.005  # untimed calls before each block (--warm-ms)
-MIN_PAUSE_SECONDS = 0.02
-
-
-def thread_cpu_seconds() -> dict[int, float]:
-    """CPU time so far of each of this process's threads, in seconds, by thread id.
-
-    Linux's per-thread CPU clocks, which are exact even for a thread running on another
-    core right now (``time.process_time()`` and ``/proc``'s counters see such a thread's
-    time only at scheduler ticks, 4 ms here). Empty where there is no ``/proc``.
-    """
-    times = {}
-    if not os.path.isdir("/proc/self/task"):
-        return times
-    for task in os.listdir("/proc/self/task"):
-        tid = int(task)
-        try:  # the clock id of thread tid, as glibc's pthread_getcpuclockid makes it
-            times[tid] = time.clock_gettime((~tid << 3) | 6)
-        except OSError:  # the thread ended meanwhile
-            pass
-    return times
+SHAPES = [(32, 64, 56, 56), (8, 16, 32, 32), (128, 256, 28, 28)]
+PAUSE_SECONDS = 0.05  # after each measurement: torch's workers spin about 10 ms
+CONTENDERS = (
+    "torch forward",
+    "bnlib forward",
+    "torch forward+backward",
+    "bnlib forward+backward",
+    "numpy copy",
+    "torch clone",
+)
 
 
-def busy_cores(seconds: float) -> float:
-    """Cores this process's other threads keep busy while this one sleeps ``seconds``.
-
-    CPU time over wall time of the threads alive at both ends of the sleep, where Linux
-    gives per-thread clocks; elsewhere the whole process's CPU time (coarser: scheduler
-    ticks, and this thread counts too).
-    """
-    before, start = thread_cpu_seconds(), time.perf_counter()
-    if not before:  # no per-thread clocks here
-        cpu_before = time.process_time()
-        time.sleep(seconds)
-        return (time.process_time() - cpu_before) / (time.perf_counter() - start)
-    time.sleep(seconds)
-    after, wall = thread_cpu_seconds(), time.perf_counter()
-    others = (before.keys() & after.keys()) - {threading.get_native_id()}
-    return sum(after[t] - before[t] for t in others) / (wall - start)
+def thread_counts(cores: int) -> list[int]:
+    """1, 2, 4, ... below ``cores``, then ``cores``."""
+    counts = [1]
+    while counts[-1] * 2 < cores:
+        counts.append(counts[-1] * 2)
+    return counts + [cores] if cores > 1 else counts
 
 
-def spin_seconds(fn: Callable[[], object], calls: int = 20, slice_seconds: float = 0.002) -> float:
-    """How long this process keeps a core busy after ``calls`` calls of ``fn``, in seconds.
-
-    Sleeps in slices: a slice where the other threads kept more than a tenth of a core busy
-    (spinning) counts as spinning. The longest of three tries, up to 0.5 s.
-    """
-    longest = 0.0
-    for _ in range(3):
-        for _ in range(calls):
-            fn()
-        spinning = 0.0
-        while spinning < 0.5 and busy_cores(slice_seconds) >= 0.1:
-            spinning += slice_seconds
-        longest = max(longest, spinning)
-    return longest
-
-
-def block_times(
-    contenders: dict[str, Callable[[], object]],
-    rounds: int,
-    block: int,
-    pause: float,
-    warm: float,
-) -> dict[str, np.ndarray]:
-    """Seconds per call of each contender, one value per round (see the module docstring)."""
-    times = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            warm_until = time.perf_counter() + warm
-            fn()  # untimed: wakes torch's workers and the core, warms the caches
-            while time.perf_counter() < warm_until:
-                fn()
-            start = time.perf_counter()
-            for _ in range(block):
-                fn()
-            times[name].append((time.perf_counter() - start) / block)
-            time.sleep(pause)  # let torch's workers stop spinning
-    return {name: np.array(t) for name, t in times.items()}
-
-
-def bench_shape(
-    shape: tuple[int, ...], rounds: int, block: int, warm: float
-) -> tuple[dict[str, np.ndarray], float, float]:
-    """Per-call seconds of every contender (one per round), torch's spin and the pause."""
+def statements(shape: tuple[int, ...]) -> dict[str, object]:
+    """Each contender as a callable with its data, for ``Timer(globals=...)``."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
     dy = rng.standard_normal(shape, dtype=np.float32)
     c = shape[1]
     weight, bias = np.ones(c, np.float32), np.zeros(c, np.float32)
     running_mean, running_var = np.zeros(c, np.float32), np.ones(c, np.float32)
-
     tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
-    tw, tb = torch.from_numpy(weight), torch.from_numpy(bias)
+    tw, tb = torch.from_numpy(weight.copy()), torch.from_numpy(bias.copy())
     trm, trv = torch.zeros(c), torch.ones(c)
-    torch_bn = torch.nn.BatchNorm2d(c)
-    bn = bnlib.BatchNorm2d(c)
+    torch_bn, bn = torch.nn.BatchNorm2d(c), bnlib.BatchNorm2d(c)
     tx_grad = tx.clone().requires_grad_(True)
 
     def torch_forward_backward():
-        tx_grad.grad = None  # as a training loop's zero_grad(set_to_none=True): no adding up
+        tx_grad.grad = None  # as a training loop's zero_grad(set_to_none=True)
         torch_bn.zero_grad(set_to_none=True)
         torch_bn(tx_grad).backward(tdy)
 
@@ -145,79 +79,130 @@ def bench_shape(
         bn(x)
         bn.backward(dy)
 
-    def torch_forward():
-        F.batch_norm(tx, trm, trv, tw, tb, True, 0.1, 1e-5)
+    return {
+        "torch forward": lambda: F.batch_norm(tx, trm, trv, tw, tb, True, 0.1, 1e-5),
+        "bnlib forward": lambda: bnlib.batch_norm(
+            x, running_mean, running_var, weight, bias, True, 0.1, 1e-5
+        ),
+        "torch forward+backward": torch_forward_backward,
+        "bnlib forward+backward": bnlib_forward_backward,
+        "numpy copy": x.copy,
+        "torch clone": tx.clone,
+    }
 
-    spin = max(spin_seconds(torch_forward), spin_seconds(torch_forward_backward))
-    pause = max(MIN_PAUSE_SECONDS, 3 * spin)
-    times = block_times(
-        {
-            "copy": x.copy,
-            "torch forward": torch_forward,
-            "bnlib forward": lambda: bnlib.batch_norm(
-                x, running_mean, running_var, weight, bias, True, 0.1, 1e-5
-            ),
-            "torch forward+backward": torch_forward_backward,
-            "bnlib forward+backward": bnlib_forward_backward,
-        },
-        rounds,
-        block,
-        pause,
-        warm,
+
+def measure(
+    shape: tuple[int, ...], threads: int, rounds: int, min_run_time: float
+) -> dict[str, list[benchmark.Measurement]]:
+    """Every contender's measurements at ``threads`` threads, one per round, in turns."""
+    calls = statements(shape)
+    os.environ[parallel.THREADS_VARIABLE] = str(threads)
+    label = "×".join(map(str, shape))
+    timers = {
+        name: benchmark.Timer(
+            stmt="call()",
+            globals={"call": calls[name]},
+            num_threads=threads,
+            label=f"batch norm, float32, training: {label}",
+            sub_label=name,
+            description="median per call",
+        )
+        for name in CONTENDERS
+    }
+    results: dict[str, list[benchmark.Measurement]] = {name: [] for name in CONTENDERS}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            results[name].append(timer.blocked_autorange(min_run_time=min_run_time))
+            time.sleep(PAUSE_SECONDS)
+    return results
+
+
+def ratio_row(shape, threads, results) -> str:
+    """One row of the ratio table, in Markdown."""
+    median = {name: benchmark.Measurement.merge(ms)[0].median for name, ms in results.items()}
+
+    def ratio(a: str, b: str) -> str:
+        """The median of the rounds' ratios (each of two medians), and their range."""
+        per_round = [x.median / y.median for x, y in zip(results[a], results[b], strict=True)]
+        spread = f" ({min(per_round):.2f}–{max(per_round):.2f})" if len(per_round) > 1 else ""
+        return f"{np.median(per_round):.2f}{spread}"
+
+    ms = {name: f"{median[name] * 1e3:.3g}" for name in median}
+    return (
+        f"| {'×'.join(map(str, shape))} | {threads} "
+        f"| {ms['torch forward']} / {ms['torch forward+backward']} "
+        f"| {ms['bnlib forward']} / {ms['bnlib forward+backward']} "
+        f"| {ratio('bnlib forward', 'torch forward')} "
+        f"| {ratio('bnlib forward+backward', 'torch forward+backward')} "
+        f"| {ms['numpy copy']} / {ms['torch clone']} "
+        f"| {ratio('bnlib forward', 'numpy copy')} |"
     )
-    return times, spin, pause
+
+
+def parse_list(text: str, kind) -> list:
+    return [kind(v) for v in text.split(",") if v]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20, help="blocks per contender (>= 5)")
-    parser.add_argument("--block", type=int, default=10, help="timed calls per block (>= 1)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     parser.add_argument(
-        "--torch-threads", type=int, default=0, help="torch's threads (default: its own choice)"
+        "--threads",
+        type=lambda t: parse_list(t, int),
+        default=thread_counts(cores),
+        help=f"thread counts, comma-separated (default here: 1, 2, 4, ... up to {cores})",
     )
     parser.add_argument(
-        "--warm-ms",
-        type=float,
-        default=WARM_SECONDS * 1e3,
-        help="untimed calls before each block, in ms (0: just one call)",
+        "--shapes",
+        type=lambda t: [tuple(map(int, s.split("x"))) for s in parse_list(t, str)],
+        default=SHAPES,
+        help="N×C×H×W shapes, comma-separated, as 32x64x56x56",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="turns of every contender")
+    parser.add_argument(
+        "--min-run-time", type=float, default=0.2, help="seconds per blocked_autorange"
     )
     args = parser.parse_args()
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    if args.rounds < 5 or args.block < 1 or args.warm_ms < 0:
-        parser.error("--rounds must be at least 5, --block at least 1, --warm-ms at least 0")
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if args.rounds < 1 or args.min_run_time <= 0 or min(args.threads) < 1:
+        parser.error("--rounds, --min-run-time and every thread count must be positive")
+
+    started = datetime.datetime.now(datetime.UTC)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
     print(
-        f"float32, training mode; {args.rounds} rounds of {args.block}-call blocks after "
-        f"{args.warm_ms:g} ms of untimed calls, a pause after each block; "
-        "medians per call\n"
+        f"{platform.processor() or platform.machine()}, {cores} cores for this process; "
+        f"numpy {np.__version__}, torch {torch.__version__}; "
+        f"{started:%Y-%m-%d %H:%M} UTC; load average {', '.join(f'{v:.1f}' for v in load)}"
     )
-    header = (
-        f"{'shape':>18} {'contender':>24} {'ms':>9} {'/ torch':>8} "
-        f"{'(quartiles, rounds)':>19} {'/ copy':>7}"
-    )
-    print(header)
-    print("-" * len(header))
-    for shape in SHAPES:
-        t, spin, pause = bench_shape(shape, args.rounds, args.block, args.warm_ms / 1e3)
+    if load and load[0] > 0.5:
         print(
-            f"{str(shape):>18} torch's workers spin {spin * 1e3:.0f} ms after a block; "
-            f"pause {pause * 1e3:.0f} ms"
+            "warning: other processes are running; the figures measure them too (torch's "
+            "OpenMP threads wait for each other when one of them loses its core)"
         )
-        median = {name: float(np.median(v)) for name, v in t.items()}
-        for name, seconds in median.items():
-            vs_torch = spread = ""
-            if name.startswith("bnlib"):
-                torch_name = name.replace("bnlib", "torch")
-                per_round = t[name] / t[torch_name]
-                vs_torch = f"{seconds / median[torch_name]:.2f}"
-                q1, q3 = np.percentile(per_round, [25, 75])
-                spread = f"{q1:.2f}–{q3:.2f}"
-            print(
-                f"{str(shape):>18} {name:>24} {seconds * 1e3:9.3f} {vs_torch:>8} "
-                f"{spread:>19} {seconds / median['copy']:7.2f}"
-            )
-        print()
+    print()
+    rows, everything = [], []
+    for shape in args.shapes:
+        for threads in args.threads:
+            results = measure(shape, threads, args.rounds, args.min_run_time)
+            everything += [m for ms in results.values() for m in ms]
+            rows.append(ratio_row(shape, threads, results))
+    compare = benchmark.Compare(benchmark.Measurement.merge(everything))
+    compare.trim_significant_figures()
+    compare.print()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in load)}\n")
+    print(
+        "| shape | threads | torch fwd / fwd+bwd, ms | bnlib fwd / fwd+bwd, ms "
+        "| bnlib / torch, fwd | bnlib / torch, fwd+bwd | copy (NumPy, 1 thread) / clone "
+        "(torch), ms | bnlib fwd / copy |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
+    print(
+        f"\nRatios: the median over the {args.rounds} rounds of each round's ratio of medians; "
+        "in brackets, their range."
+        if args.rounds > 1
+        else "\nRatios of medians."
+    )
 
 
 if __name__ == "__main__":

@@ -14,20 +14,44 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def is_torch_tensor(value) -> bool:
+    """Whether ``value`` is a torch tensor (or quacks like one), without importing torch."""
+    return hasattr(value, "detach") and hasattr(value, "numpy")
+
+
 def to_numpy(value) -> np.ndarray:
     """``value`` as a NumPy array; a torch tensor is detached and copied to the CPU first."""
-    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+    if is_torch_tensor(value):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
 
 
 def float_array(value, name: str) -> np.ndarray:
     """``value`` as a float32/float64 NumPy array (any shape), or a clear error."""
-    array = np.asarray(value)
+    array = to_numpy(value)
     if array.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} must be a float32 or float64 array, got dtype {array.dtype}; "
             f"convert it first, e.g. {name}.astype(np.float32)"
+        )
+    return array
+
+
+def shaped_array(
+    value, shape: tuple[int, ...], name: str, what: str, advice: str = ""
+) -> np.ndarray | None:
+    """A parameter or buffer: ``None``, or a float32/float64 array of exactly ``shape``.
+
+    ``what`` says what the shape is (in the error), ``advice`` what to check. An ndarray
+    comes back as the same array, so in-place updates reach the caller.
+    """
+    if value is None:
+        return None
+    array = float_array(value, name)
+    if array.shape != shape:
+        raise ValueError(
+            f"{name} must have shape {shape}, {what}, got shape {array.shape}"
+            + (f"; {advice}" if advice else "")
         )
     return array
 
@@ -48,13 +72,15 @@ def as_input(x, name: str = "input") -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def require_eps(eps: float) -> None:
-    """ε must be a positive number: it keeps √(σ² + ε) away from zero."""
+def require_eps(eps: float, name: str = "eps", allow_zero: bool = False) -> None:
+    """ε must be a positive number (or ≥ 0, ``allow_zero``): it keeps √(σ² + ε) from zero."""
+    kind = "number >= 0" if allow_zero else "positive number"
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
-        raise TypeError(f"eps must be a positive number, got {type(eps).__name__}")
-    if not eps > 0 or not math.isfinite(eps):
+        raise TypeError(f"{name} must be a {kind}, got {type(eps).__name__}")
+    if not (eps >= 0 if allow_zero else eps > 0) or not math.isfinite(eps):
+        kind = "finite number >= 0" if allow_zero else "positive finite number"
         raise ValueError(
-            f"eps must be a positive finite number (default 1e-5), got {eps}; "
+            f"{name} must be a {kind} (default 1e-5), got {eps}; "
             "it is added to the variance under the square root to avoid division by zero"
         )
 
@@ -73,19 +99,11 @@ def require_momentum(momentum: float | None, allow_none: bool = False) -> None:
         )
 
 
-def channel_vector(v, num_channels: int, name: str) -> np.ndarray | None:
+def channel_vector(
+    v, num_channels: int, name: str, what: str = "one value per channel of the input"
+) -> np.ndarray | None:
     """A per-channel parameter or buffer: ``None`` or an array of shape ``(C,)``."""
-    if v is None:
-        return None
-    v = to_numpy(v)  # the same array for an ndarray, so in-place updates reach the caller
-    if v.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {v.dtype}")
-    if v.shape != (num_channels,):
-        raise ValueError(
-            f"{name} must have shape ({num_channels},), one value per channel of the "
-            f"input, got shape {v.shape}"
-        )
-    return v
+    return shaped_array(v, (num_channels,), name, what)
 
 
 def require_running_stats(running_mean, running_var) -> None:
@@ -192,3 +210,90 @@ def state_arrays(state_dict, expected: list[str], num_features: int, owner: str)
         if value.dtype.kind != "f":
             raise TypeError(f"{key} must be floating point, got dtype {value.dtype}")
     return arrays
+
+
+# --------------------------------------------------------------------------------------
+# fold_conv_bn
+# --------------------------------------------------------------------------------------
+
+FOLD_ADVICE = "is this batch norm the one right after this layer?"
+
+
+def layer_weight(conv_w) -> np.ndarray:
+    """A convolution's or linear layer's weight: float, at least 2D (output channels first)."""
+    weight = float_array(conv_w, "conv_w")
+    if weight.ndim < 2:
+        raise ValueError(
+            "conv_w must have shape (C_out, C_in / groups, *kernel) for a convolution or "
+            f"(C_out, C_in) for a linear layer, at least 2 dimensions; got shape {weight.shape}"
+        )
+    return weight
+
+
+def output_channel_vector(value, out_channels: int, name: str) -> np.ndarray | None:
+    """``None``, or a float array with one value per output channel of the layer."""
+    what = f"one value per output channel of the convolution (conv_w.shape[0] = {out_channels})"
+    return shaped_array(value, (out_channels,), name, what, FOLD_ADVICE)
+
+
+def folding_stats(running_mean, running_var, eps: float) -> None:
+    """Folding needs the running statistics, a variance ≥ 0 and ``running_var + eps > 0``."""
+    if running_mean is None or running_var is None:
+        raise ValueError(
+            "bn_rm and bn_rv (the running mean and variance) are required: folding uses the "
+            "evaluation-mode statistics; a batch norm with track_running_stats=False "
+            "normalizes with batch statistics and cannot be folded"
+        )
+    bad = np.flatnonzero(~(running_var >= 0))  # also catches NaN
+    if bad.size:
+        raise ValueError(
+            "bn_rv is a variance and must be >= 0, but channel(s) "
+            f"{bad.tolist()} hold {running_var[bad].tolist()}; the running statistics are "
+            "corrupt (check how they were computed or loaded)"
+        )
+    if np.any(running_var + eps == 0):
+        raise ValueError(
+            "bn_rv + bn_eps is 0 for some channel, so 1/sqrt(bn_rv + bn_eps) is infinite; "
+            "use batch norm's eps > 0"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# group_norm and layer_norm
+# --------------------------------------------------------------------------------------
+
+
+def group_count(num_groups, x: np.ndarray) -> int:
+    """``num_groups``: an int that divides the channel count of ``x`` (N, C, *)."""
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"num_groups must be an int, got {type(num_groups).__name__}")
+    c = x.shape[1]
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(
+            f"num_groups must be a positive divisor of the number of channels C = {c} "
+            f"(x has shape {x.shape}), got num_groups={num_groups}; e.g. "
+            f"{', '.join(str(d) for d in range(1, c + 1) if c % d == 0)}"
+        )
+    return int(num_groups)
+
+
+def trailing_shape(normalized_shape, x: np.ndarray) -> tuple[int, ...]:
+    """``normalized_shape`` (an int or ints) as a tuple naming the trailing axes of ``x``."""
+    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        normalized_shape = (int(normalized_shape),)
+    try:
+        shape = tuple(int(s) for s in normalized_shape)
+    except (TypeError, ValueError):
+        raise TypeError(
+            "normalized_shape must be an int or a sequence of ints (the trailing dimensions "
+            f"of x to normalize over), got {normalized_shape!r}"
+        ) from None
+    k = len(shape)
+    if k == 0:
+        raise ValueError("normalized_shape must name at least one dimension, got ()")
+    if k > x.ndim or x.shape[x.ndim - k :] != shape:
+        raise ValueError(
+            f"normalized_shape={list(shape)} must be the trailing dimensions of x, which has "
+            f"shape {x.shape}: expected x of shape (*, {', '.join(map(str, shape))})"
+        )
+    return shape

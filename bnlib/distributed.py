@@ -35,16 +35,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from bnlib.functional import _update_running_stats
+from bnlib._validate import to_numpy
 from bnlib.module import BatchNorm2d
-from bnlib.sharded import (
-    input_grad,
-    invstd_of,
-    local_grad_sums,
-    local_moments,
-    merge_moments,
-    normalize,
-)
+from bnlib.reference import backward_elemt, backward_reduce, normalize, update_running_stats
+from bnlib.sharded import AXES, invstd_of, merge_moments
+from bnlib.stats import moments
 
 # The description every rank gathers before exchanging statistics
 META_FIELDS = (
@@ -162,9 +157,7 @@ class SyncBatchNorm2d(BatchNorm2d):
         self._sync_cache = None
         if not self._sync():
             return super().forward(x)
-        if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x)
+        x = to_numpy(x)
         dtype_bits = {np.dtype(np.float32): 32, np.dtype(np.float64): 64}.get(x.dtype, 0)
         status = 1 if not dtype_bits else 2 if x.ndim != 4 else 0
         if status == 0 and x.shape[1] != self.num_features:
@@ -174,10 +167,10 @@ class SyncBatchNorm2d(BatchNorm2d):
         x = np.ascontiguousarray(x)
 
         c = self.num_features
-        count, mean, m2 = local_moments(x)
+        count, mean, m2 = moments(x, axis=AXES, dtype=np.float64)
         gathered = _gather(np.concatenate([[count], mean, m2]))  # (world_size, 1 + 2C)
-        moments = [(int(row[0]), row[1 : 1 + c], row[1 + c :]) for row in gathered]
-        count, mean, m2 = merge_moments(moments)
+        per_rank = [(int(row[0]), row[1 : 1 + c], row[1 + c :]) for row in gathered]
+        count, mean, m2 = merge_moments(per_rank)
         if count <= 1:
             raise ValueError(
                 "Expected more than 1 value per channel when training, got "
@@ -193,7 +186,7 @@ class SyncBatchNorm2d(BatchNorm2d):
             if p is None:  # cumulative moving average
                 p = 1.0 / self.num_batches_tracked
             # the unbiased variance σ²·m/(m − 1) with the global count m
-            _update_running_stats(self.running_mean, self.running_var, mean, m2 / count, count, p)
+            update_running_stats(self.running_mean, self.running_var, mean, m2 / count, count, p)
         self._sync_cache = (x, mean, invstd, count)
         return y
 
@@ -203,11 +196,9 @@ class SyncBatchNorm2d(BatchNorm2d):
         if cache is None:
             return super().backward(dy)
         x, mean, invstd, count = cache
-        if hasattr(dy, "detach") and hasattr(dy, "numpy"):
-            dy = dy.detach().cpu().numpy()
-        dy = np.asarray(dy)
+        dy = to_numpy(dy)
         ok = dy.shape == x.shape and dy.dtype.kind == "f"
-        sums = local_grad_sums(dy, x, mean, invstd) if ok else (mean * 0, mean * 0)
+        sums = backward_reduce(dy, x, mean, invstd) if ok else (mean * 0, mean * 0)
         gathered = _gather(np.concatenate([[0.0 if ok else 4.0], *sums]))
         bad = [r for r, row in enumerate(gathered) if row[0]]
         if bad:
@@ -218,7 +209,7 @@ class SyncBatchNorm2d(BatchNorm2d):
             )
         c = self.num_features
         sum_dy, sum_dy_xhat = gathered[:, 1 : 1 + c].sum(0), gathered[:, 1 + c :].sum(0)
-        dx = input_grad(dy, x, mean, invstd, self.weight, count, sum_dy, sum_dy_xhat)
+        dx = backward_elemt(dy, x, mean, invstd, self.weight, sum_dy, sum_dy_xhat, count)
         if self.affine:  # this rank's share: Σ over this rank's values only
             self.grad_weight = sums[1].astype(self.weight.dtype)
             self.grad_bias = sums[0].astype(self.bias.dtype)

@@ -1,32 +1,26 @@
-r"""Batch normalization in plain NumPy: the math, each forward beside its backward.
+r"""bnlib's public functions: check the inputs, then run the kernels.
 
-For an input ``x`` of shape ``(N, C, *)`` (for images ``(N, C, H, W)``), channel ``c``
-pools the ``m = N·H·W`` values ``x[:, c, ...]`` ("per channel, over batch and space"):
+Each function checks its arguments through :mod:`bnlib._validate` (bad input gets an
+error that says what to do) and runs :mod:`bnlib.kernels`, which compute what
+:mod:`bnlib.reference` computes, the math the chapters show (the tests hold kernels,
+reference and PyTorch equal):
 
-.. math::
+- :func:`batch_stats`: per-channel mean and biased variance;
+- :func:`batch_norm`: as ``torch.nn.functional.batch_norm``;
+- :func:`batch_norm_backward`, :func:`batch_norm_eval_backward`: the gradients in training
+  and in evaluation mode;
+- :func:`batch_norm_backward_staged`: the training gradients node by node (chapter 4's
+  teaching version, :func:`bnlib.reference.backward_staged`).
 
-    \mu_c = \frac{1}{m}\sum x, \qquad
-    \sigma^2_c = \frac{1}{m}\sum (x - \mu_c)^2, \qquad
-    s_c = \frac{1}{\sqrt{\sigma^2_c + \varepsilon}}, \qquad
-    \hat x = (x - \mu_c)\,s_c, \qquad
-    y = \gamma_c \hat x + \beta_c .
-
-The private functions (``_forward``, ``_backward``, ...) are the reference: short NumPy
-axis reductions that assume checked input. Like PyTorch's ``native_batch_norm``, the
-training forward returns the batch mean μ and the inverse standard deviation ρ, and the
-backward takes them. Statistics are computed in float64, so float32 results agree with
-PyTorch; outputs keep the input's dtype.
-
-The public functions (``batch_norm``, ``batch_norm_backward``, ...) check their inputs and
-run the fast kernels of :mod:`bnlib.kernels`, which compute the same numbers (the tests
-hold kernels, reference and PyTorch equal).
+Gradients follow PyTorch's dtype rule: dx in x's dtype, dweight and dbias in the weight's
+(x's when there is no weight).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bnlib import kernels
+from bnlib import kernels, reference
 from bnlib._validate import (
     as_input,
     backward_inputs,
@@ -38,149 +32,12 @@ from bnlib._validate import (
 )
 
 
-def _axes(x: np.ndarray) -> tuple[int, ...]:
-    """Every axis but the channel's: ``(0, 2, 3)`` for ``(N, C, H, W)``."""
-    return (0, *range(2, x.ndim))
-
-
-def _col(v: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """A per-channel vector ``(C,)`` shaped ``(1, C, 1, 1)`` to broadcast against ``x``."""
-    return np.reshape(v, (1, -1) + (1,) * (x.ndim - 2))
-
-
-# --------------------------------------------------------------------------------------
-# Statistics
-# --------------------------------------------------------------------------------------
-
-
 def batch_stats(x) -> tuple[np.ndarray, np.ndarray]:
     r"""Per-channel mean and *biased* variance (divide by m), in float64.
 
     μ_c = (1/m) Σ x,   σ²_c = (1/m) Σ (x − μ_c)²,   m = N·H·W.
     """
-    x = as_input(x)
-    mean = x.mean(axis=_axes(x), dtype=np.float64, keepdims=True)  # μ
-    var = ((x - mean) ** 2).mean(axis=_axes(x))  # σ², two passes: no cancellation
-    return mean.ravel(), var
-
-
-def _update_running_stats(
-    running_mean: np.ndarray | None,
-    running_var: np.ndarray | None,
-    mean: np.ndarray,
-    var: np.ndarray,
-    m: int,
-    momentum: float,
-) -> None:
-    r"""PyTorch's update, in place, with p = momentum:
-
-        running ← (1 − p)·running + p·batch_statistic
-
-    ``var`` is the biased batch variance (divide by m); the running variance
-    takes the *unbiased* one, σ²·m/(m − 1).
-    """
-    p = float(momentum)  # a plain Python float, whatever type was given
-    if running_mean is not None:
-        running_mean[...] = (1 - p) * running_mean + p * mean
-    if running_var is not None:
-        unbiased_var = var * m / (m - 1)
-        running_var[...] = (1 - p) * running_var + p * unbiased_var
-
-
-# --------------------------------------------------------------------------------------
-# Forward
-# --------------------------------------------------------------------------------------
-
-
-def _normalize(
-    x: np.ndarray,
-    mean: np.ndarray,
-    invstd: np.ndarray,
-    weight: np.ndarray | None,
-    bias: np.ndarray | None,
-) -> np.ndarray:
-    r"""y = (x − μ)·ρ·γ + β per channel, with ρ = 1/√(σ² + ε) given as ``invstd``.
-
-    Training passes the batch's μ and ρ, evaluation the running ones. ``weight`` γ and
-    ``bias`` β may be None (γ = 1, β = 0). Returns y in x's dtype.
-    """
-    y = (x - _col(mean, x)) * _col(invstd, x)  # x̂ = (x − μ)·ρ
-    if weight is not None:
-        y = y * _col(weight, x)  # γx̂
-    if bias is not None:
-        y = y + _col(bias, x)  # + β
-    return y.astype(x.dtype)
-
-
-def _forward(
-    x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Training-mode forward: normalize with the batch's own statistics.
-
-        μ, σ² = batch_stats(x),   ρ = 1/√(σ² + ε),   y = (x − μ)·ρ·γ + β
-
-    Returns ``(y, mean, invstd)``: μ and ρ (float64) are what the backward needs.
-    """
-    mean, var = batch_stats(x)
-    invstd = 1.0 / np.sqrt(var + eps)  # ε inside the square root
-    return _normalize(x, mean, invstd, weight, bias), mean, invstd
-
-
-# --------------------------------------------------------------------------------------
-# Backward
-# --------------------------------------------------------------------------------------
-
-
-def _backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    mean: np.ndarray,
-    invstd: np.ndarray,
-    weight: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Training-mode backward, given the forward's μ and ρ = 1/√(σ² + ε).
-
-    With x̂ = (x − μ)·ρ and m = N·H·W, per channel:
-
-        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γρ/m · (m·dy − Σdy − x̂·Σdy·x̂)
-
-    The two subtracted terms are the paths through μ and σ², which depend on x.
-    Returns ``(dx, dweight, dbias)``: dx in x's dtype, the sums in float64.
-    """
-    m = x.size // x.shape[1]
-    xhat = (x - _col(mean, x)) * _col(invstd, x)
-    dbias = dy.sum(axis=_axes(x), dtype=np.float64)  # Σ dy
-    dweight = (dy * xhat).sum(axis=_axes(x))  # Σ dy·x̂
-    gamma = 1.0 if weight is None else weight.astype(np.float64)
-    k = gamma * invstd / m  # γρ/m
-    dx = _col(k, x) * (m * dy - _col(dbias, x) - xhat * _col(dweight, x))
-    return dx.astype(x.dtype), dweight, dbias
-
-
-def _eval_backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    mean: np.ndarray,
-    invstd: np.ndarray,
-    weight: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Evaluation-mode backward: μ and ρ come from the running statistics, constants.
-
-        dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γρ·dy
-
-    Returns ``(dx, dweight, dbias)``: dx in x's dtype, the sums in float64.
-    """
-    xhat = (x - _col(mean, x)) * _col(invstd, x)
-    dbias = dy.sum(axis=_axes(x), dtype=np.float64)  # Σ dy
-    dweight = (dy * xhat).sum(axis=_axes(x))  # Σ dy·x̂
-    gamma = 1.0 if weight is None else weight.astype(np.float64)
-    dx = _col(gamma * invstd, x) * dy  # no path through μ and σ²
-    return dx.astype(x.dtype), dweight, dbias
-
-
-# --------------------------------------------------------------------------------------
-# The public functions: check the inputs, then run the kernels
-# --------------------------------------------------------------------------------------
+    return kernels.batch_stats(as_input(x))
 
 
 def batch_norm(
@@ -217,33 +74,10 @@ def batch_norm(
         require_batch_size(x)
     else:
         require_running_stats(running_mean, running_var)
-    y, _, _ = _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    y, _, _ = kernels.native_batch_norm(
+        x, weight, bias, running_mean, running_var, training, momentum, eps
+    )
     return y
-
-
-def _batch_norm(
-    x: np.ndarray,
-    running_mean: np.ndarray | None,
-    running_var: np.ndarray | None,
-    weight: np.ndarray | None,
-    bias: np.ndarray | None,
-    training: bool,
-    momentum: float,
-    eps: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`batch_norm` on checked inputs, with the kernels; also ``BatchNorm2d``'s forward.
-
-    Returns ``(y, mean, invstd)``, the statistics that normalized (the batch's in
-    training, the running ones in evaluation), for the backward.
-    """
-    if not training:
-        mean = running_mean.astype(np.float64)
-        invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
-        return kernels._normalize(x, mean, invstd, weight, bias), mean, invstd
-    y, mean, var, invstd = kernels._train_forward(x, weight, bias, eps)
-    m = x.size // x.shape[1]
-    kernels._update_running_stats(running_mean, running_var, mean, var, m, momentum)
-    return y, mean, invstd
 
 
 def batch_norm_backward(
@@ -262,16 +96,15 @@ def batch_norm_backward(
             \Big(m\,dy - \sum dy - \hat x \sum dy\,\hat x\Big).
 
     The standalone form: it finds μ and ρ = 1/√(σ² + ε) of ``x`` and runs the
-    backward that ``BatchNorm2d`` runs. Returns ``(dx, dweight, dbias)`` in x's
-    dtype; ``dweight`` and ``dbias`` are always computed (with ``weight`` None,
-    they are the gradients for γ = 1, β = 0).
+    backward that ``BatchNorm2d`` runs. Returns ``(dx, dweight, dbias)``: dx in x's
+    dtype, dweight and dbias in the weight's (x's when ``weight`` is None: they are
+    then the gradients for γ = 1, β = 0).
     """
     dy, x, weight = backward_inputs(dy, x, weight, eps)
     require_batch_size(x)
-    mean, var = kernels._batch_stats(x)
+    mean, var = kernels.batch_stats(x)
     invstd = 1.0 / np.sqrt(var + eps)
-    dx, dweight, dbias = kernels._backward(dy, x, mean, invstd, weight)
-    return dx, dweight.astype(x.dtype), dbias.astype(x.dtype)
+    return kernels.backward(dy, x, mean, invstd, weight, training=True)
 
 
 def batch_norm_eval_backward(
@@ -284,7 +117,8 @@ def batch_norm_eval_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Gradients of evaluation-mode batch norm (running statistics fixed).
 
-    dx = γ·dy/√(running_var + ε),   dγ = Σ dy·x̂,   dβ = Σ dy.
+    dx = γ·dy/√(running_var + ε),   dγ = Σ dy·x̂,   dβ = Σ dy, with the dtypes of
+    :func:`batch_norm_backward`.
     """
     dy, x, weight = backward_inputs(dy, x, weight, eps)
     c = x.shape[1]
@@ -293,61 +127,18 @@ def batch_norm_eval_backward(
     require_running_stats(running_mean, running_var)
     mean = running_mean.astype(np.float64)
     invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
-    dx, dweight, dbias = kernels._eval_backward(dy, x, mean, invstd, weight)
-    return dx, dweight.astype(x.dtype), dbias.astype(x.dtype)
+    return kernels.backward(dy, x, mean, invstd, weight, training=False)
 
 
 def batch_norm_backward_staged(
     dy, x, weight: np.ndarray | None = None, eps: float = 1e-5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""The gradients of :func:`batch_norm_backward`, node by node.
+    r"""The gradients of :func:`batch_norm_backward`, node by node, in float64.
 
-    Forward graph, per channel (Σ over the channel's m = N·H·W values)::
-
-        μ = Σx/m → xc = x − μ → σ² = Σxc²/m → ρ = (σ² + ε)^(-1/2)
-          → x̂ = xc·ρ → y = γx̂ + β
-
-    The backward walks it in reverse, one chain-rule step per node;
-    ``d<name>`` means ∂L/∂<name>. A node used twice (x feeds μ and xc; xc
-    feeds σ² and x̂) adds up the gradients from both uses. Computed in
-    float64 for clarity; returns ``(dx, dweight, dbias)`` in x's dtype.
+    :func:`bnlib.reference.backward_staged` on checked input: chapter 4's teaching
+    version, one chain-rule step per node of the forward graph. The same dtypes as
+    :func:`batch_norm_backward`.
     """
     dy, x, weight = backward_inputs(dy, x, weight, eps)
     require_batch_size(x)
-    dtype, c = x.dtype, x.shape[1]
-    x, dy = x.astype(np.float64), dy.astype(np.float64)
-    m = x.size // c
-    axes = (0, *range(2, x.ndim))  # every axis but the channel's
-
-    def csum(a: np.ndarray) -> np.ndarray:
-        """Σ over each channel's m values, kept as shape (1, C, 1, 1)."""
-        return a.sum(axis=axes, keepdims=True)
-
-    gamma = np.ones(c) if weight is None else weight.astype(np.float64)
-    gamma = gamma.reshape(1, c, *[1] * (x.ndim - 2))  # (1, C, 1, 1)
-
-    # forward, keeping every intermediate the backward needs
-    mu = csum(x) / m  # μ = Σx/m
-    xc = x - mu  # xc = x − μ
-    var = csum(xc**2) / m  # σ² = Σxc²/m
-    rho = (var + eps) ** -0.5  # ρ = (σ² + ε)^(-1/2)
-    xhat = xc * rho  # x̂ = xc·ρ
-
-    # backward, one node at a time, last node first
-    # (1) y = γx̂ + β; γ and β are shared by the channel: sums
-    dbeta = csum(dy)
-    dgamma = csum(dy * xhat)
-    dxhat = gamma * dy
-    # (2) x̂ = xc·ρ; ρ is shared: a sum
-    drho = csum(dxhat * xc)
-    dxc = rho * dxhat  # the first of xc's two uses
-    # (3) ρ = (σ² + ε)^(-1/2)
-    dvar = -0.5 * (var + eps) ** -1.5 * drho
-    # (4) σ² = Σxc²/m
-    dxc = dxc + 2 * xc / m * dvar  # xc's second use: add
-    # (5) xc = x − μ; μ is shared: a sum
-    dmu = -csum(dxc)
-    # (6) μ = Σx/m
-    dx = dxc + dmu / m  # x's two uses: through xc, and through μ
-    dgamma, dbeta = dgamma.ravel(), dbeta.ravel()  # shape (C,)
-    return dx.astype(dtype), dgamma.astype(dtype), dbeta.astype(dtype)
+    return reference.backward_staged(dy, x, weight, eps)

@@ -16,7 +16,6 @@ from bnlib._validate import (
     require_momentum,
     state_arrays,
 )
-from bnlib.functional import _batch_norm
 
 # What to do about a batch with one value per channel, by track_running_stats
 ONE_VALUE_ADVICE = {
@@ -120,12 +119,12 @@ class BatchNorm2d:
             momentum = self.momentum
             if momentum is None:  # cumulative moving average
                 momentum = 1.0 / self.num_batches_tracked
-        y, mean, invstd = _batch_norm(
+        y, mean, invstd = kernels.native_batch_norm(
             x,
-            self.running_mean,
-            self.running_var,
             self.weight,
             self.bias,
+            self.running_mean,
+            self.running_var,
             use_batch_stats,
             momentum,
             self.eps,
@@ -151,11 +150,12 @@ class BatchNorm2d:
                 "backward() called before forward(): call the module on an input first"
             )
         dy = output_gradient(dy, x)
-        backward = kernels._backward if self._saved_batch_stats else kernels._eval_backward
-        dx, dweight, dbias = backward(dy, x, self._saved_mean, self._saved_invstd, self.weight)
-        if self.affine:
-            self.grad_weight = dweight.astype(self.weight.dtype)
-            self.grad_bias = dbias.astype(self.bias.dtype)
+        dx, dweight, dbias = kernels.backward(
+            dy, x, self._saved_mean, self._saved_invstd, self.weight, self._saved_batch_stats
+        )
+        if self.affine:  # each in its parameter's dtype, as torch's autograd leaves them
+            self.grad_weight = dweight.astype(self.weight.dtype, copy=False)
+            self.grad_bias = dbias.astype(self.bias.dtype, copy=False)
         return dx
 
     # -- state -----------------------------------------------------------------------------

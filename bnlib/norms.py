@@ -24,22 +24,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bnlib._validate import float_array, require_eps
+from bnlib._validate import (
+    as_input,
+    float_array,
+    group_count,
+    require_eps,
+    shaped_array,
+    trailing_shape,
+)
 
 __all__ = ["group_norm", "layer_norm"]
 
 
-def _affine_param(value, shape: tuple[int, ...], name: str, what: str) -> np.ndarray | None:
-    """``None``, or a float array of exactly ``shape``."""
-    if value is None:
-        return None
-    array = float_array(value, name)
-    if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, {what}; got shape {array.shape}")
-    return array
-
-
-def _normalize(values: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
+def _standardize(values: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
     """(x − μ)/√(σ² + ε) in float64, μ and the biased σ² over ``axes``."""
     values = values.astype(np.float64)
     mean = values.mean(axis=axes, keepdims=True)
@@ -65,28 +62,17 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) ->
     norm). A group of a single value normalizes to 0, so its output is β (torch raises
     instead when N·(C/G)·H·W = 1). Returns an array of ``x``'s shape and dtype.
     """
-    x = float_array(x, "x")
-    if x.ndim < 2:
-        raise ValueError(
-            f"x must have shape (N, C, *) with at least 2 dimensions, got shape {x.shape}"
-        )
-    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
-        raise TypeError(f"num_groups must be an int, got {type(num_groups).__name__}")
-    n, c = x.shape[:2]
-    if num_groups < 1 or c % num_groups:
-        raise ValueError(
-            f"num_groups must be a positive divisor of the number of channels C = {c} "
-            f"(x has shape {x.shape}), got num_groups={num_groups}; e.g. "
-            f"{', '.join(str(d) for d in range(1, c + 1) if c % d == 0)}"
-        )
+    x = as_input(x, "x")
+    num_groups = group_count(num_groups, x)
+    c = x.shape[1]
     what = "one value per channel of x"
-    weight = _affine_param(weight, (c,), "weight", what)
-    bias = _affine_param(bias, (c,), "bias", what)
+    weight = shaped_array(weight, (c,), "weight", what)
+    bias = shaped_array(bias, (c,), "bias", what)
     require_eps(eps)
     if x.size == 0:
         return x.copy()
-    groups = x.reshape(n, int(num_groups), -1)  # (N, G, (C/G)·H·W): a group's values, in a row
-    y = _normalize(groups, (2,), eps).reshape(x.shape)
+    groups = x.reshape(x.shape[0], num_groups, -1)  # (N, G, (C/G)·H·W): a group, in a row
+    y = _standardize(groups, (2,), eps).reshape(x.shape)
     per_channel = (1, c) + (1,) * (x.ndim - 2)
     if weight is not None:
         y = y * weight.reshape(per_channel)
@@ -112,30 +98,15 @@ def layer_norm(
     Returns an array of ``x``'s shape and dtype.
     """
     x = float_array(x, "x")
-    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
-        normalized_shape = (int(normalized_shape),)
-    try:
-        shape = tuple(int(s) for s in normalized_shape)
-    except (TypeError, ValueError):
-        raise TypeError(
-            "normalized_shape must be an int or a sequence of ints (the trailing dimensions "
-            f"of x to normalize over), got {normalized_shape!r}"
-        ) from None
+    shape = trailing_shape(normalized_shape, x)
     k = len(shape)
-    if k == 0:
-        raise ValueError("normalized_shape must name at least one dimension, got ()")
-    if k > x.ndim or x.shape[x.ndim - k :] != shape:
-        raise ValueError(
-            f"normalized_shape={list(shape)} must be the trailing dimensions of x, which has "
-            f"shape {x.shape}: expected x of shape (*, {', '.join(map(str, shape))})"
-        )
     what = "the shape normalized over (normalized_shape)"
-    weight = _affine_param(weight, shape, "weight", what)
-    bias = _affine_param(bias, shape, "bias", what)
+    weight = shaped_array(weight, shape, "weight", what)
+    bias = shaped_array(bias, shape, "bias", what)
     require_eps(eps)
     if x.size == 0:
         return x.copy()
-    y = _normalize(x, tuple(range(x.ndim - k, x.ndim)), eps)
+    y = _standardize(x, tuple(range(x.ndim - k, x.ndim)), eps)
     if weight is not None:
         y = y * weight
     if bias is not None:

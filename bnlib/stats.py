@@ -19,6 +19,8 @@ normalizes with.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
@@ -41,10 +43,12 @@ def _as_float(x, dtype) -> np.ndarray:
     return x.astype(dtype, copy=False)
 
 
-def _rows(x: np.ndarray, axis: Axis) -> tuple[np.ndarray, tuple[int, ...]]:
+def _rows(
+    x: np.ndarray, axis: Axis, allow_empty: bool = False
+) -> tuple[np.ndarray, tuple[int, ...]]:
     """``x`` as an ``(m, K)`` array: the reduced axes first (flattened), the kept ones after.
 
-    Raises for an empty reduction (a mean of nothing is undefined).
+    Raises for an empty reduction (a mean of nothing is undefined), unless ``allow_empty``.
     """
     if axis is None:
         axis = tuple(range(x.ndim))
@@ -52,9 +56,10 @@ def _rows(x: np.ndarray, axis: Axis) -> tuple[np.ndarray, tuple[int, ...]]:
     kept = [a for a in range(x.ndim) if a not in axes]
     moved = np.transpose(x, (*axes, *kept))
     m = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    if m == 0:
+    if m == 0 and not allow_empty:
         raise ValueError(f"cannot reduce over no values: x has shape {x.shape}, axis={axis}")
-    return moved.reshape(m, -1), tuple(x.shape[a] for a in kept)
+    kept_shape = tuple(x.shape[a] for a in kept)
+    return moved.reshape(m, math.prod(kept_shape)), kept_shape
 
 
 def one_pass_var(x, axis: Axis = None, dtype=None) -> np.ndarray:
@@ -161,10 +166,14 @@ def chan_merge(count_a, mean_a, m2_a, count_b, mean_b, m2_b) -> tuple:
 def moments(x, axis: Axis = None, dtype=None) -> tuple:
     """``(count, mean, M2)`` of ``x`` over ``axis`` by two passes, in ``dtype``.
 
-    The partial statistics :func:`chan_merge` combines: M₂ = Σ (x − mean)² = m·σ².
+    The partial statistics :func:`chan_merge` combines: M₂ = Σ (x − mean)² = m·σ². No
+    values (a shard with no samples, say) give count 0, mean 0 and M₂ 0, which add nothing
+    to a merge.
     """
     x = _as_float(x, dtype)
-    rows, kept = _rows(x, axis)
+    rows, kept = _rows(x, axis, allow_empty=True)
+    if rows.shape[0] == 0:
+        return 0, np.zeros(kept, x.dtype), np.zeros(kept, x.dtype)
     mean = np.mean(rows, axis=0, dtype=x.dtype)
     centered = rows - mean
     m2 = np.sum(centered * centered, axis=0, dtype=x.dtype)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bnlib._validate import is_torch_tensor
+
 
 @dataclass(frozen=True)
 class Mistake:
@@ -181,7 +183,7 @@ def as_outputs(out, names: tuple[str, ...]):
             value = np.asarray(value)  # a plain number (a count, say): a 0-d array
         if value is None:
             return None, f"{name} is None (a missing `return`?); expected a NumPy array"
-        if hasattr(value, "detach") and hasattr(value, "numpy"):
+        if is_torch_tensor(value):
             return None, f"{name} is a torch tensor; return a NumPy array (use .numpy())"
         if type(value) is not np.ndarray:
             return None, f"{name} is a {type(value).__name__}; expected a NumPy array"

@@ -474,55 +474,55 @@ FOLD_MISTAKES = (
     Mistake(
         "fold_var_not_std",
         "the scale divides by the variance: γ/(σ² + ε). Batch norm divides by the standard "
-        "deviation: s = γ/√(σ² + ε).",
+        "deviation: a = γ/√(σ² + ε).",
         {"sqrt": False},
         deduction=1.5,
     ),
     Mistake(
         "fold_no_eps",
-        "ε is missing: s = γ/√σ². Batch norm in eval mode divides by √(σ² + ε), with the "
+        "ε is missing: a = γ/√σ². Batch norm in eval mode divides by √(σ² + ε), with the "
         "layer's own ε; a small running variance (or a large ε) shows the difference.",
         {"eps_at": "none"},
         deduction=0.5,
     ),
     Mistake(
         "fold_eps_outside_sqrt",
-        "ε is outside the square root: s = γ/(√σ² + ε). It is s = γ/√(σ² + ε).",
+        "ε is outside the square root: a = γ/(√σ² + ε). It is a = γ/√(σ² + ε).",
         {"eps_at": "outside"},
         deduction=0.5,
     ),
     Mistake(
         "fold_conv_bias_dropped",
-        "the folded bias drops the convolution's own bias: β − s·μ is right only for a "
-        "convolution without bias. b' = s·(b − μ) + β: the conv bias passes through BN too.",
+        "the folded bias drops the convolution's own bias: β − a·μ is right only for a "
+        "convolution without bias. b' = a·(b − μ) + β: the conv bias passes through BN too.",
         {"bias": "no_conv_bias"},
         deduction=1,
     ),
     Mistake(
         "fold_mean_not_subtracted",
-        "the folded bias forgets the running mean: s·b + β. Batch norm subtracts μ before "
-        "scaling: b' = s·(b − μ) + β.",
+        "the folded bias forgets the running mean: a·b + β. Batch norm subtracts μ before "
+        "scaling: b' = a·(b − μ) + β.",
         {"bias": "no_mean"},
         deduction=1,
     ),
     Mistake(
         "fold_conv_bias_not_scaled",
-        "the convolution's bias is not scaled: b + β − s·μ. The bias is part of the conv's "
-        "output, which BN scales: b' = s·(b − μ) + β.",
+        "the convolution's bias is not scaled: b + β − a·μ. The bias is part of the conv's "
+        "output, which BN scales: b' = a·(b − μ) + β.",
         {"bias": "conv_bias_unscaled"},
         deduction=1,
     ),
     Mistake(
         "fold_bias_not_folded",
         "the bias is returned unchanged (the conv's own bias): batch norm's shift must be "
-        "folded into it too, b' = s·(b − μ) + β (with b = 0 when conv_b is None).",
+        "folded into it too, b' = a·(b − μ) + β (with b = 0 when conv_b is None).",
         {"bias": "unchanged"},
         deduction=1.5,
     ),
     Mistake(
         "fold_weight_wrong_axis",
         "the weight is scaled along its input channels (axis 1): batch norm scales the "
-        "conv's output channels, the weight's axis 0: W' = W·s.reshape(-1, 1, 1, 1).",
+        "conv's output channels, the weight's axis 0: W' = W·a.reshape(-1, 1, 1, 1).",
         {"axis": 1},
         deduction=1.5,
     ),
@@ -547,17 +547,17 @@ def fold_variant(
             denom = np.sqrt(var) + eps
         else:
             denom = np.sqrt(var + (0.0 if eps_at == "none" else eps))
-        s = gamma.astype(np.float64) / denom
+        a = gamma.astype(np.float64) / denom
     folded_bias = {
-        "folded": s * (b - mu) + beta,
-        "no_conv_bias": beta - s * mu,
-        "no_mean": s * b + beta,
-        "conv_bias_unscaled": b + beta - s * mu,
+        "folded": a * (b - mu) + beta,
+        "no_conv_bias": beta - a * mu,
+        "no_mean": a * b + beta,
+        "conv_bias_unscaled": b + beta - a * mu,
         "unchanged": b,
     }[bias]
     shape = [1] * conv_w.ndim
     shape[axis] = -1
-    weight = conv_w.astype(np.float64) * s.reshape(shape)
+    weight = conv_w.astype(np.float64) * a.reshape(shape)
     return weight.astype(conv_w.dtype), folded_bias.astype(conv_w.dtype)
 
 
@@ -589,7 +589,7 @@ def fold_bn(fn: Callable) -> CheckResult:
     r"""Check ``fn(conv_w, conv_b, running_mean, running_var, eps, gamma, beta) -> (weight,
     bias)``: an eval-mode batch norm folded into the convolution before it.
 
-    With s = γ/√(σ² + ε) per output channel: W' = s·W along axis 0 (the output channels),
-    b' = s·(b − μ) + β, where ``conv_b`` may be None (no bias: b = 0).
+    With a = γ/√(σ² + ε) per output channel: W' = a·W along axis 0 (the output channels),
+    b' = a·(b − μ) + β, where ``conv_b`` may be None (no bias: b = 0).
     """
     return FOLD_BN(fn)

@@ -408,3 +408,20 @@ def test_the_numpy_core_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("weight_dtype", [None, np.float32, np.float64])
+def test_sharded_gradients_take_torchs_dtypes(weight_dtype):
+    """Each shard's dx in its dtype; each rank's share of dγ and dβ in the weight's (the
+    shards' without one), as bnlib.batch_norm_backward's, which they add up to."""
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((n, 2, 3, 3)).astype(np.float32) for n in (2, 3)]
+    dys = [rng.standard_normal(x.shape).astype(np.float32) for x in xs]
+    weight = None if weight_dtype is None else np.array([0.5, 2.0], weight_dtype)
+    _, stats = sharded.sync_batch_norm(xs, weight)
+    dxs, dws, dbs = sharded.sync_batch_norm_backward(dys, xs, stats, weight)
+    _, dweight, dbias = bnlib.batch_norm_backward(np.concatenate(dys), np.concatenate(xs), weight)
+    assert all(dx.dtype == np.float32 for dx in dxs)
+    assert {share.dtype for share in dws + dbs} == {dweight.dtype} == {dbias.dtype}
+    np.testing.assert_allclose(np.sum(dws, axis=0), dweight, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.sum(dbs, axis=0), dbias, rtol=1e-5, atol=1e-5)

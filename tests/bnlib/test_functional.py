@@ -1,7 +1,8 @@
-"""bnlib.functional against torch: the reference (``_forward``, ``_normalize``, ``_backward``,
-``_eval_backward``, ``_update_running_stats``, ``batch_stats``), the public functions that run
-the kernels, and the staged backward, on random cases drawn by hypothesis; gradients also
-against finite differences (bnlib.gradcheck)."""
+"""bnlib.reference and bnlib.functional against torch: the reference (``forward``,
+``normalize``, ``backward``, ``backward_reduce``, ``backward_elemt``, ``update_running_stats``,
+``batch_stats``, ``backward_staged``), the public functions that run the kernels, on random
+cases drawn by hypothesis; gradients also against finite differences (bnlib.gradcheck); the
+gradients' dtypes, torch's rule."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import bnlib
-from bnlib import functional
+from bnlib import reference
 from bnlib.gradcheck import numerical_gradient
 from tests.cases import GRAD_TOL, TOL, dtypes, epsilons, momenta, random_input, shapes
 
@@ -65,12 +66,12 @@ def assert_grads_close(got, expected, dtype):
 @example((4, 1, 3, 3), np.float64, 1e-3, False, 2)  # one channel
 @example((5, 2, 1, 1), np.float32, 1.0, True, 3)  # 1×1 maps
 def test_reference_forward_matches_native_batch_norm(shape, dtype, eps, affine, seed):
-    """_forward returns what torch.native_batch_norm does: (y, mean, invstd)."""
+    """forward returns what torch.native_batch_norm does: (y, mean, invstd)."""
     x, _, weight, bias = random_case(seed, shape, dtype, affine)
     expected = torch.native_batch_norm(
         torch.tensor(x), tensor(weight), tensor(bias), None, None, True, 0.1, eps
     )
-    got = functional._forward(x, weight, bias, eps)
+    got = reference.forward(x, weight, bias, eps)
     assert got[0].dtype == x.dtype and got[1].dtype == got[2].dtype == np.float64
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g, e.numpy(), **TOL[dtype])
@@ -87,7 +88,7 @@ def test_reference_normalize_with_running_stats_matches_torch_eval(shape, dtype,
         tensor(bias), False, 0.1, eps,
     )  # fmt: skip
     invstd = 1 / np.sqrt(rv.astype(dtype).astype(np.float64) + eps)
-    got = functional._normalize(x, rm.astype(dtype).astype(np.float64), invstd, weight, bias)
+    got = reference.normalize(x, rm.astype(dtype).astype(np.float64), invstd, weight, bias)
     np.testing.assert_allclose(got, expected.numpy(), **TOL[dtype])
 
 
@@ -97,8 +98,8 @@ def test_reference_normalize_with_running_stats_matches_torch_eval(shape, dtype,
 @example((5, 2, 1, 1), np.float32, 1.0, True, 3)
 def test_reference_backward_matches_autograd(shape, dtype, eps, affine, seed):
     x, dy, weight, _ = random_case(seed, shape, dtype, affine)
-    _, mean, invstd = functional._forward(x, weight, None, eps)
-    got = functional._backward(dy, x, mean, invstd, weight)
+    _, mean, invstd = reference.forward(x, weight, None, eps)
+    got = reference.backward(dy, x, mean, invstd, weight, True)
     assert got[0].dtype == x.dtype and got[0].shape == x.shape
     assert_grads_close(got, torch_grads(x, dy, weight, eps), dtype)
 
@@ -110,7 +111,7 @@ def test_reference_eval_backward_matches_autograd(shape, dtype, eps, affine, see
     rm = rng.standard_normal(shape[1]).astype(dtype)
     rv = rng.uniform(0.5, 2, shape[1]).astype(dtype)
     invstd = 1 / np.sqrt(rv.astype(np.float64) + eps)
-    got = functional._eval_backward(dy, x, rm.astype(np.float64), invstd, weight)
+    got = reference.backward(dy, x, rm.astype(np.float64), invstd, weight, False)
     assert_grads_close(got, torch_grads(x, dy, weight, eps, running=(rm, rv)), dtype)
 
 
@@ -123,7 +124,7 @@ def test_reference_running_update_matches_torch(shape, dtype, momentum, seed):
     trm, trv = torch.tensor(rm), torch.tensor(rv)
     F.batch_norm(torch.tensor(x), trm, trv, None, None, True, momentum, 1e-5)
     mean, var = bnlib.batch_stats(x)
-    functional._update_running_stats(rm, rv, mean, var, x.size // shape[1], momentum)
+    reference.update_running_stats(rm, rv, mean, var, x.size // shape[1], momentum)
     np.testing.assert_allclose(rm, trm.numpy(), **TOL[dtype])
     np.testing.assert_allclose(rv, trv.numpy(), **TOL[dtype])
 
@@ -141,7 +142,7 @@ def test_large_offset_keeps_float32_accuracy(dtype):
     x = (np.random.default_rng(0).standard_normal((16, 3, 8, 8)) + 1000).astype(dtype)
     expected = F.batch_norm(torch.tensor(x), None, None, training=True).numpy()
     np.testing.assert_allclose(bnlib.batch_norm(x, training=True), expected, rtol=1e-4, atol=1e-4)
-    y, _, _ = functional._forward(x, None, None, 1e-5)
+    y, _, _ = reference.forward(x, None, None, 1e-5)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -155,10 +156,10 @@ def test_float32_backward_is_as_accurate_as_torch(offset):
     weight = rng.uniform(0.5, 2, 3).astype(np.float32)
     exact = torch_grads(x.astype(np.float64), dy.astype(np.float64), weight, 1e-5)
     torch32 = torch_grads(x, dy, weight, 1e-5)
-    _, mean, invstd = functional._forward(x, weight, None, 1e-5)
+    _, mean, invstd = reference.forward(x, weight, None, 1e-5)
     for ours in (
         bnlib.batch_norm_backward(dy, x, weight),
-        functional._backward(dy, x, mean, invstd, weight),
+        reference.backward(dy, x, mean, invstd, weight, True),
     ):
         for got, theirs, want in zip(ours, torch32, exact, strict=True):
             scale = np.abs(want).max()
@@ -258,8 +259,8 @@ def test_backward_matches_finite_differences(shape, eps, affine, backward, seed)
         assert np.abs(analytic - numeric).max() <= 1e-6 * np.abs(numeric).max() + noise
 
     if backward == "reference":
-        _, mean, invstd = functional._forward(x, weight, bias, eps)
-        dx, dweight, dbias = functional._backward(dy, x, mean, invstd, weight)
+        _, mean, invstd = reference.forward(x, weight, bias, eps)
+        dx, dweight, dbias = reference.backward(dy, x, mean, invstd, weight, True)
     elif backward == "staged":
         dx, dweight, dbias = bnlib.batch_norm_backward_staged(dy, x, weight, eps=eps)
     else:
@@ -313,33 +314,33 @@ def test_staged_matches_compact(shape, dtype, eps, affine, seed):
         # The compact form runs in float32 (the staged one in float64, from the same float32
         # values). In float32, x − μ loses digits when a channel's spread is small next to
         # its values (few, close values: m = 2 is the extreme), and the bracket
-        # m·dy − Σdy − x̂·Σdy·x̂ cancels; the error scales with γ·s·|dy|·(1 + s·|x|), not |dx|.
+        # m·dy − Σdy − x̂·Σdy·x̂ cancels; the error scales with γ·ρ·|dy|·(1 + ρ·|x|), not |dx|.
         _, var = bnlib.batch_stats(x)
-        s = 1 / np.sqrt(var + eps)
+        rho = 1 / np.sqrt(var + eps)
         gamma = np.ones(shape[1]) if weight is None else weight.astype(np.float64)
         max_abs_x = np.abs(x).max(axis=(0, *range(2, x.ndim)))
-        k = gamma * s * (1 + s * max_abs_x)
+        k = gamma * rho * (1 + rho * max_abs_x)
         tol["atol"] = max(tol["atol"], 1e-5 * k.max() * np.abs(dy).max())
-    for s, c in zip(staged, compact, strict=True):
-        assert s.dtype == c.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(s, c, **tol)
+    for staged_grad, compact_grad in zip(staged, compact, strict=True):
+        assert staged_grad.dtype == compact_grad.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(staged_grad, compact_grad, **tol)
 
 
 @given(shape=shapes(), eps=epsilons, affine=st.booleans(), seed=seeds)
 def test_staged_gradient_properties(shape, eps, affine, seed):
-    """Per channel: Σ dx = 0 and Σ dx·x̂ = γ·ε·s³·Σ dy·x̂ (zero when ε = 0)."""
+    """Per channel: Σ dx = 0 and Σ dx·x̂ = γ·ε·ρ³·Σ dy·x̂ (zero when ε = 0)."""
     x, dy, weight, _ = random_case(seed, shape, np.float64, affine)
     dx, dweight, dbias = bnlib.batch_norm_backward_staged(dy, x, weight, eps=eps)
     axes = (0, *range(2, x.ndim))
     xhat = bnlib.batch_norm(x, training=True, eps=eps)
     _, var = bnlib.batch_stats(x)
-    s = (var + eps) ** -0.5
+    rho = (var + eps) ** -0.5
     gamma = np.ones(shape[1]) if weight is None else weight
-    # rounding scale of the sums: the terms γ·s·dy that cancel in them, m of them
-    scale = (gamma * s).max() * np.abs(dy).max() * np.abs(xhat).max() * x[:, 0].size
+    # rounding scale of the sums: the terms γ·ρ·dy that cancel in them, m of them
+    scale = (gamma * rho).max() * np.abs(dy).max() * np.abs(xhat).max() * x[:, 0].size
     np.testing.assert_allclose(dx.sum(axis=axes), 0, atol=1e-12 * scale)
     np.testing.assert_allclose(
-        (dx * xhat).sum(axis=axes), gamma * eps * s**3 * dweight, rtol=1e-6, atol=1e-12 * scale
+        (dx * xhat).sum(axis=axes), gamma * eps * rho**3 * dweight, rtol=1e-6, atol=1e-12 * scale
     )
     np.testing.assert_allclose(dweight, (dy * xhat).sum(axis=axes), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dbias, dy.sum(axis=axes), rtol=1e-12, atol=1e-12)
@@ -396,3 +397,69 @@ def test_backward_returns_the_dtype_of_x_whatever_dy_is():
         expected = backward(dy, x, weight)
         for got, want in zip((dx, dweight, dbias), expected, strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+# -- one contract for the backward, one dtype rule for the gradients --------------------------
+
+
+@given(shape=shapes(), dtype=dtypes, eps=epsilons, affine=st.booleans(), seed=seeds)
+def test_reference_backward_is_reduce_then_elemt(shape, dtype, eps, affine, seed):
+    """backward_reduce's sums are dβ and dγ; backward_elemt with zero sums is the
+    evaluation gradient γρ·dy, with the sums the training one."""
+    x, dy, weight, _ = random_case(seed, shape, dtype, affine)
+    _, mean, invstd = reference.forward(x, weight, None, eps)
+    sum_dy, sum_dy_xhat = reference.backward_reduce(dy, x, mean, invstd)
+    assert sum_dy.dtype == sum_dy_xhat.dtype == np.float64
+    dx, dweight, dbias = reference.backward(dy, x, mean, invstd, weight, True)
+    np.testing.assert_array_equal(dweight, sum_dy_xhat.astype(dweight.dtype))
+    np.testing.assert_array_equal(dbias, sum_dy.astype(dbias.dtype))
+    m = x.size // shape[1]
+    elemt = reference.backward_elemt(dy, x, mean, invstd, weight, sum_dy, sum_dy_xhat, m)
+    np.testing.assert_array_equal(elemt, dx)
+    zero = np.zeros(shape[1])
+    frozen = reference.backward_elemt(dy, x, mean, invstd, weight, zero, zero, m)
+    gamma = np.ones(shape[1]) if weight is None else weight
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)
+    expected = (gamma * invstd).reshape(per_channel) * dy
+    np.testing.assert_allclose(frozen, expected.astype(dtype), **TOL[dtype])
+    np.testing.assert_array_equal(frozen, reference.backward(dy, x, mean, invstd, weight, False)[0])
+
+
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_dtype", [None, np.float32, np.float64])
+def test_gradients_take_torchs_dtypes(x_dtype, weight_dtype):
+    """dx in x's dtype; dweight and dbias in the weight's, x's without one: the dtypes (and
+    values) of torch's own decomposition of native_batch_norm_backward, for every backward."""
+    from torch._decomp.decompositions import native_batch_norm_backward
+
+    x, dy, _, _ = random_case(7, (4, 3, 2, 5), x_dtype, affine=False)
+    weight = None if weight_dtype is None else np.linspace(0.5, 2, 3).astype(weight_dtype)
+    mean, var = reference.batch_stats(x)
+    invstd = 1 / np.sqrt(var + 1e-5)
+    running_mean, running_var = np.linspace(-1, 1, 3), np.linspace(0.5, 1.5, 3)
+    for training in (True, False):
+        expected = native_batch_norm_backward(
+            torch.tensor(dy), torch.tensor(x), tensor(weight),
+            torch.tensor(running_mean), torch.tensor(running_var),
+            torch.tensor(mean), torch.tensor(invstd), training, 1e-5, [True, True, True],
+        )  # fmt: skip
+        if training:
+            stats = (mean, invstd)
+            gots = {
+                "bnlib.batch_norm_backward": bnlib.batch_norm_backward(dy, x, weight),
+                "bnlib.batch_norm_backward_staged": bnlib.batch_norm_backward_staged(dy, x, weight),
+            }
+        else:
+            stats = (running_mean, 1 / np.sqrt(running_var + 1e-5))
+            gots = {
+                "bnlib.batch_norm_eval_backward": bnlib.batch_norm_eval_backward(
+                    dy, x, running_mean, running_var, weight
+                )
+            }
+        gots["reference.backward"] = reference.backward(dy, x, *stats, weight, training)
+        gots["kernels.backward"] = bnlib.kernels.backward(dy, x, *stats, weight, training)
+        for name, got in gots.items():
+            for g, e in zip(got, expected, strict=True):
+                assert g.dtype == np.dtype(str(e.dtype).removeprefix("torch.")), name
+                scale = max(1.0, float(e.abs().max()))
+                np.testing.assert_allclose(g / scale, e.numpy() / scale, **GRAD_TOL[x_dtype])

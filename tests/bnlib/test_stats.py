@@ -159,3 +159,16 @@ def test_bad_input_gets_a_clear_error():
         stats.chan_merge(-1, 0.0, 0.0, 2, 1.0, 1.0)
     with pytest.raises(TypeError, match="dtype"):
         stats.one_pass_var(np.ones(3), dtype=np.int32)
+
+
+def test_moments_of_no_values_add_nothing_to_a_merge():
+    """An empty set (a rank with no samples) has count 0, mean 0 and M2 0: the merge's
+    identity, so merging it changes nothing."""
+    x = np.random.default_rng(0).standard_normal((5, 3, 2, 2)).astype(np.float32)
+    empty = stats.moments(x[:0], axis=(0, 2, 3), dtype=np.float64)
+    assert empty[0] == 0 and empty[1].shape == empty[2].shape == (3,)
+    assert not empty[1].any() and not empty[2].any()
+    whole = stats.moments(x, axis=(0, 2, 3), dtype=np.float64)
+    for merged in (stats.chan_merge(*empty, *whole), stats.chan_merge(*whole, *empty)):
+        for got, want in zip(merged, whole, strict=True):
+            np.testing.assert_array_equal(got, want)

@@ -98,3 +98,29 @@ def test_momentum_none_only_where_allowed():
         _validate.require_momentum(True)
     with pytest.raises(TypeError, match="eps must be a positive number, got bool"):
         _validate.require_eps(True)
+
+
+def test_torch_tensors_are_recognised_in_one_place():
+    """bnlib._validate.is_torch_tensor is the one test for a tensor: every input check and
+    the homework checks' output check go through it."""
+    import pathlib
+    import re
+
+    import torch
+
+    assert _validate.is_torch_tensor(torch.ones(2))
+    assert not _validate.is_torch_tensor(np.ones(2))
+    np.testing.assert_array_equal(_validate.to_numpy(torch.ones(2, requires_grad=True)), 1)
+    root = pathlib.Path(bnlib.__file__).parent
+    sources = [p for p in root.rglob("*.py") if p.name != "_validate.py"]
+    detects = re.compile(r"""hasattr\(\w+, ["']detach["']\)""")
+    assert not [p.name for p in sources if detects.search(p.read_text())]
+
+
+def test_shaped_arrays_say_what_the_shape_is():
+    with pytest.raises(ValueError, match=r"gamma must have shape \(2, 3\), one per \(c, h\), got"):
+        _validate.shaped_array(np.ones(6), (2, 3), "gamma", "one per (c, h)")
+    with pytest.raises(ValueError, match="; check the layer"):
+        _validate.shaped_array(np.ones(2), (3,), "w", "one per channel", "check the layer")
+    v = np.ones((2, 3))
+    assert _validate.shaped_array(v, (2, 3), "gamma", "") is v
