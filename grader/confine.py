@@ -458,7 +458,7 @@ def apply(spec: Spec) -> None:
         _write(Path(procs), str(os.getpid()))
     for name, value in spec.rlimits.items():
         resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
-    if spec.session:
+    if spec.session and os.getsid(0) != os.getpid():
         os.setsid()
     rules = seccomp_filter() if spec.seccomp else None  # built while it can read the library
     if spec.uid is not None:

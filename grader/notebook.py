@@ -134,6 +134,7 @@ def read(path: Path, checks: set[str]) -> Notebook:
         size = info.st_size / 2**20
         return Notebook(TOO_LARGE, f"{size:.1f} MB; the grader takes at most {MAX_NOTEBOOK_MB} MB")
     cmd = [sys.executable, "-m", "grader.notebook", os.fsencode(path), "--checks", ",".join(checks)]
+    cmd += ["--memory-mb", str(READ_MEMORY_MB), "--seconds", str(READ_SECONDS)]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     env["PYTHONPATH"] = str(ROOT)
     try:
@@ -250,13 +251,15 @@ def parse_notebook(raw: bytes, checks: set[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import resource
 
-    limit = READ_MEMORY_MB * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CPU, (READ_SECONDS, READ_SECONDS + 1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=os.fsencode)
     parser.add_argument("--checks", default="")
+    parser.add_argument("--memory-mb", type=int, default=READ_MEMORY_MB)
+    parser.add_argument("--seconds", type=int, default=READ_SECONDS)
     args = parser.parse_args(argv)
+    limit = args.memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CPU, (args.seconds, args.seconds + 1))
     with open(args.path, "rb") as f:
         raw = f.read(MAX_NOTEBOOK_MB * 2**20 + 1)
     if len(raw) > MAX_NOTEBOOK_MB * 2**20:  # grown since it was measured
