@@ -25,8 +25,6 @@ FUNCTIONS = {  # bnlib.check's check -> the student's function
 WRITTEN_QUESTIONS = ("hw2-special-cases", "hw2-merge-why", "hw2-fold-when")
 
 
-
-
 @pytest.fixture(scope="module")
 def source():
     return jupytext.read(SOURCE)

@@ -15,14 +15,17 @@ def scan(*cells: str) -> list[str]:
 
 
 def test_honest_check_cells_raise_no_flag():
-    assert scan(
-        "import numpy as np\nimport bnlib.check",
-        "forward_check = bnlib.check.forward(bn_forward)\nprint(forward_check.score)",
-        "for case in bnlib.check.CASES:\n    n, c, h, w = case.shape",
-        "from bnlib.check import forward as fw\nfrom bnlib import check\ncheck.backward(f)",
-        "%matplotlib inline\n%timeit bn_forward(x, g, b, 1e-5)",
-        "rng = np.random.default_rng(0)\nx = rng.normal(size=(2, 3))\nx.shape = (3, 2)",
-    ) == []
+    assert (
+        scan(
+            "import numpy as np\nimport bnlib.check",
+            "forward_check = bnlib.check.forward(bn_forward)\nprint(forward_check.score)",
+            "for case in bnlib.check.CASES:\n    n, c, h, w = case.shape",
+            "from bnlib.check import forward as fw\nfrom bnlib import check\ncheck.backward(f)",
+            "%matplotlib inline\n%timeit bn_forward(x, g, b, 1e-5)",
+            "rng = np.random.default_rng(0)\nx = rng.normal(size=(2, 3))\nx.shape = (3, 2)",
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize(

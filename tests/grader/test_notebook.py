@@ -45,7 +45,10 @@ def test_a_notebook_is_read_with_its_cells_answers_stamp_and_flags(tmp_path):
     )
     nb = notebook.read(path, CHECKS)
     assert nb.status == notebook.GRADED and nb.stamp == "05_homework"
-    assert nb.cells == [(1, "import torch\ndef bn_forward(x, g, b, eps):\n    return x"), (4, "x = 1")]
+    assert nb.cells == [
+        (1, "import torch\ndef bn_forward(x, g, b, eps):\n    return x"),
+        (4, "x = 1"),
+    ]
     assert nb.answers == [{"question": "q1", "title": "E 1", "cell": 2, "answer": "it shrinks"}]
     assert nb.defined == ["bn_forward"] and nb.flags == [flags.CALLS_TORCH]
 
@@ -84,7 +87,9 @@ def test_odd_metadata_and_editors_are_read(tmp_path):
 
 def test_a_lone_surrogate_is_kept_escaped(tmp_path):
     path = tmp_path / "s.ipynb"
-    path.write_text('{"cells": [{"cell_type": "markdown", "source": "**Your answer:** a \\ud800 b"}]}')
+    path.write_text(
+        '{"cells": [{"cell_type": "markdown", "source": "**Your answer:** a \\ud800 b"}]}'
+    )
     nb = notebook.read(path, CHECKS)
     assert nb.answers[0]["answer"] == "a \ud800 b"
     assert notebook.escape(nb.answers[0]["answer"]) == "a \\ud800 b"

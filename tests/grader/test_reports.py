@@ -33,7 +33,7 @@ def rows(path) -> list[list[str]]:
 
 
 def test_csv_cells_are_never_formulas(tmp_path):
-    answer = {"question": "q", "title": "+t", "cell": 3, "answer": "=HYPERLINK(\"x\",\"y\")"}
+    answer = {"question": "q", "title": "+t", "cell": 3, "answer": '=HYPERLINK("x","y")'}
     for r in (
         report("=cmd|' /C calc'!A0.ipynb", answers=[answer]),
         report("@sum.ipynb", flags=["-x"]),
@@ -47,7 +47,7 @@ def test_csv_cells_are_never_formulas(tmp_path):
     summary = {row[0]: row for row in rows(tmp_path / "summary.csv")[1:]}
     assert "'=cmd|' /C calc'!A0.ipynb" in summary and "'@sum.ipynb" in summary
     answers = rows(tmp_path / "answers.csv")
-    assert answers[1][3:] == ["'+t", "3", "'=HYPERLINK(\"x\",\"y\")"]
+    assert answers[1][3:] == ["'+t", "3", '\'=HYPERLINK("x","y")']
     # the JSON keeps the text as it was: it is data, not a spreadsheet
     assert json.loads((tmp_path / "summary.json").read_text())[0]["submission"].startswith("=")
 
