@@ -31,7 +31,7 @@ def test_honest_check_cells_raise_no_flag():
 @pytest.mark.parametrize(
     "code",
     [
-        "from bnlib import check as ref\ndef bn_forward(*a):\n    return ref.FORWARD.reference(*a)[0]",
+        "from bnlib import check as ref\ndef f(*a):\n    return ref.FORWARD.reference(*a)[0]",
         "import bnlib.check as c\ny = c.homework_1.reference_forward(x)",
         "import bnlib.check\nk = bnlib.check\nforward = getattr(k, 'FORWARD')",
         "import bnlib.check as c\nF = getattr(c, 'FORW' + 'ARD')",

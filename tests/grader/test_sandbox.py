@@ -45,7 +45,8 @@ def box(request):
 
 def probe(box: Sandbox, *cells: str, seen: str = "SEEN") -> tuple[dict, sandbox.Run]:
     """Run ``cells``, then ``probe()``, which returns the JSON of the cells' ``SEEN``."""
-    define = f"def probe():\n    import json, numpy\n    return numpy.frombuffer(json.dumps({seen}).encode(), numpy.uint8)"
+    define = "def probe():\n    import json, numpy\n"
+    define += f"    return numpy.frombuffer(json.dumps({seen}).encode(), numpy.uint8)"
     run = box.run([textwrap.dedent(c) for c in cells] + [define], [PROBE_PART], TRIAL)
     assert not run.error, run.error
     back = run.returned["probe"][0]
