@@ -295,11 +295,9 @@ def write_odd_notebooks(subs: Path, student, solutions) -> None:
         "def group_norm_forward(x, g, gamma, beta, eps):\n    return x\n\n"
         "def merge_stats(*a):\n    return a[:3]\n\ndef fold_bn(*a):\n    return a[:2]",
     )
-    answer = next(c for c in student.cells if c.metadata.get("bnbook", {}).get("answer"))
     formula = copy.deepcopy(solutions)
-    for cell in formula.cells:
-        if cell.metadata.get("bnbook", {}).get("answer") == answer.metadata["bnbook"]["answer"]:
-            cell.source = "**Your answer:** =1+2"
+    stamp = {"bnbook": {"answer": "hw-formula"}}
+    formula.cells.append(nbformat.v4.new_markdown_cell("**Your answer:** =1+2", metadata=stamp))
     odd['=HYPERLINK("x","y").ipynb'] = formula
     for name, nb in odd.items():
         nbformat.write(nb, subs / name)
