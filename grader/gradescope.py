@@ -71,11 +71,12 @@ python3 -m venv /autograder/venv
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this once per submission. AUTOGRADER_ROOT and AUTOGRADER_PYTHON let it
-# run elsewhere (a local test against a fake /autograder).
+# run elsewhere (a local test against a fake /autograder); BNBOOK_ISOLATION=process tries
+# the mode without bubblewrap where bubblewrap works.
 set -euo pipefail
 cd "$(dirname "$0")"
 exec "${AUTOGRADER_PYTHON:-/autograder/venv/bin/python}" -m grader.gradescope run \\
-  --root "${AUTOGRADER_ROOT:-/autograder}"
+  --root "${AUTOGRADER_ROOT:-/autograder}" --isolation "${BNBOOK_ISOLATION:-auto}"
 """
 
 
