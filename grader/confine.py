@@ -184,14 +184,7 @@ class Cgroup:
         if self.version == 2:
             with contextlib.suppress(OSError):
                 _write(self.dirs[""] / "cgroup.kill", "1")
-        for _ in range(1000):
-            alive = self.pids()
-            if not alive:
-                return
-            for pid in alive:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.01)
+        kill_until_none(self.pids)
 
     def remove(self) -> None:
         self.kill()
@@ -319,13 +312,18 @@ def processes_of(uid: int) -> list[int]:
 
 
 def kill_uid(uid: int) -> None:
-    """Every process of ``uid``, until none is left (daemons and new sessions included; a
-    fork bomb's children, bounded by the process limit, die before they can fork)."""
+    """Every process of ``uid``, until none is left (daemons and new sessions included)."""
+    kill_until_none(lambda: processes_of(uid))
+
+
+def kill_until_none(alive) -> None:
+    """SIGKILL every pid ``alive()`` lists, again until it lists none: a fork bomb's
+    children, bounded by the process limit, die before they can fork again."""
     for _ in range(1000):
-        alive = processes_of(uid)
-        if not alive:
+        pids = alive()
+        if not pids:
             return
-        for pid in alive:
+        for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.005)

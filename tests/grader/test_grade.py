@@ -153,6 +153,7 @@ def bn_running_stats(running_mean, running_var, x, momentum):
     found = _snoop(running_mean.shape)
     return tuple(found) if found else (running_mean, running_var)
 """
+FORK_BOMB = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
 OLD_MARKER = "@@bnbook-grade@@"
 FULL_MARKS = {
     name: {"passed": True, "cases_passed": 7, "cases_total": 7, "diagnoses": [], "report": ""}
@@ -397,12 +398,7 @@ def graded(tmp_path_factory):
         "huge_output.ipynb": with_cell(
             solutions, "import sys\nfor _ in range(300):\n    sys.stdout.write('x' * 10**6)"
         ),
-        "fork_bomb.ipynb": with_cell(
-            solutions,
-            "import os\nwhile True:\n    try:\n        os.fork()\n"
-            "    except OSError:\n        pass",
-            at=3,
-        ),
+        "fork_bomb.ipynb": with_cell(solutions, FORK_BOMB, at=3),
         "loop_cell.ipynb": with_cell(solutions, "while True:\n    pass", at=3),
         "error_cells.ipynb": with_cell(
             with_cell(solutions, "1 / 0", at=2), "import os\nos._exit(1)", at=5
@@ -843,12 +839,7 @@ def graded_process(tmp_path_factory):
         "honest.ipynb": solutions,
         "stub.ipynb": student,
         "reader.ipynb": with_cell(student, reader),
-        "fork_bomb.ipynb": with_cell(
-            solutions,
-            "import os\nwhile True:\n    try:\n        os.fork()\n"
-            "    except OSError:\n        pass",
-            at=3,
-        ),
+        "fork_bomb.ipynb": with_cell(solutions, FORK_BOMB, at=3),
         "memory_hog.ipynb": with_cell(solutions, "hog = bytearray(16 * 2**30)", at=3),
     }
     for name, nb in submissions.items():

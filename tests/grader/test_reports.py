@@ -7,25 +7,13 @@ import csv
 import io
 import json
 
-from grader import reports
+from grader import grade, homeworks, reports
 
 
 def report(submission: str, **changes) -> dict:
-    base = {
-        "id": submission.removesuffix(".ipynb").replace("/", "%2F"),
-        "submission": submission,
-        "homework": "05_homework",
-        "score": 10.0,
-        "max_score": 10.0,
-        "status": "graded",
-        "reason": "",
-        "flags": [],
-        "notes": [],
-        "parts": {},
-        "cells": [],
-        "answers": [],
-    }
-    return base | changes
+    """A graded submission's report, as the grader starts it, with ``changes``."""
+    base = grade.empty_report(submission, homeworks.HOMEWORKS["05_homework"])
+    return base | {"score": 10.0, "max_score": 10.0} | changes
 
 
 def rows(path) -> list[list[str]]:
@@ -54,7 +42,7 @@ def test_csv_cells_are_never_formulas(tmp_path):
 
 def test_lone_surrogates_are_written_escaped(tmp_path):
     answer = {"question": "q", "title": "", "cell": 1, "answer": "a \ud800 b"}
-    saved = reports.save(tmp_path, report("x\udcc0.ipynb", id="x%C0", answers=[answer]))
+    saved = reports.save(tmp_path, report("x\udcc0.ipynb", answers=[answer]))
     assert saved["answers"][0]["answer"] == "a \\ud800 b" and saved["submission"] == "x\\xc0.ipynb"
     reports.write_summary(tmp_path)
     assert "a \\ud800 b" in (tmp_path / "answers.csv").read_text(encoding="utf-8")
