@@ -58,7 +58,7 @@ $(CHROMIUM):
 	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: sudo apt-get install -y chromium"; exit 1; }
 	apt-get update -q && apt-get install -y -q chromium
 
-# The grader runs every submission in bubblewrap (grader/sandbox.py); root (as in CI)
+# The grader runs each submission in bubblewrap where it can (grader/sandbox.py); root (as in CI)
 # installs it when missing. Defined before the targets that need it: make expands a
 # prerequisite when it reads the rule.
 BWRAP := /usr/bin/bwrap
