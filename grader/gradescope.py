@@ -49,6 +49,8 @@ MODULES = (  # the grader's modules the autograder runs (grader/editions.py is n
     "scoring.py",
     "reports.py",
     "confine.py",
+    "runtime.py",
+    "frames.py",
     "sandbox.py",
     "runner.py",
     "grade.py",

@@ -35,28 +35,24 @@ student's zero.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import math
 import os
 import shutil
-import site
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bnlib.check import Returned, Trial
+from bnlib.check import Trial
 from grader import confine
 from grader.confine import Limits
-from grader.runner import MAGIC
+from grader.frames import Run, parse
+from grader.runtime import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).resolve().parent / "runner.py"
@@ -72,24 +68,6 @@ ENV = {
 WATCH_SECONDS = 0.2
 
 __all__ = ["Limits", "Run", "Sandbox", "SandboxUnavailable"]
-
-
-@dataclass
-class Run:
-    """What the sandbox gave back for one submission."""
-
-    cells: dict[int, dict] = field(default_factory=dict)  # index -> {"status", "detail"}
-    returned: dict[str, list[Returned]] = field(default_factory=dict)  # part -> per trial
-    parts: dict[str, str] = field(default_factory=dict)  # part -> done|timeout|crashed|missing
-    ready: dict | None = None  # the runner's ready frame: who it ran as, its seccomp mode
-    bounds: dict = field(default_factory=dict)  # the cgroup's limits, as the kernel held them
-    finished: bool = False  # the runner got to its end
-    cpu: float | None = None  # CPU seconds the submission used, when the runner said
-    timed_out: bool = False  # killed at the total time limit
-    overflow: bool = False  # sent back more than the limit
-    out_of_memory: bool = False  # its processes together went past the memory limit
-    error: str = ""  # the sandbox itself failed: the grader's failure, not the student's
-    error_detail: str = ""  # the end of what the sandbox wrote to its standard error
 
 
 class SandboxUnavailable(RuntimeError):
@@ -143,86 +121,6 @@ def choose_mode(mode: str = "auto") -> str:
         "root. Either install bubblewrap where user namespaces are allowed (sudo apt-get "
         "install -y bubblewrap), or run the grader as root (in a container, for one)."
     )
-
-
-# --------------------------------------------------------------------------------------
-# Process mode: a Python the sandbox's uid can run
-# --------------------------------------------------------------------------------------
-
-
-def usable_by_others(path: str) -> bool:
-    """Every folder above ``path`` can be crossed, and ``path`` read, by any user."""
-    real = Path(os.path.realpath(path))
-    try:
-        need = 0o005 if real.is_dir() else 0o004
-        return bool(real.stat().st_mode & need == need) and all(
-            p.stat().st_mode & 0o001 for p in real.parents
-        )
-    except OSError:
-        return False
-
-
-def mirror(source: Path, dest: Path, skip: set[str] = frozenset()) -> None:
-    """``dest``: ``source``'s tree, its files hard-linked (copied where a link cannot be
-    made, or the file is not readable by all), its folders made world-readable."""
-    for folder, dirs, files in os.walk(source):
-        dirs[:] = [d for d in dirs if d not in skip]
-        target = dest / os.path.relpath(folder, source)
-        target.mkdir(mode=0o755, parents=True, exist_ok=True)
-        target.chmod(0o755)
-        for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
-            src, dst = Path(folder) / name, target / name
-            if src.is_symlink():
-                dst.symlink_to(os.readlink(src))
-            elif src.stat().st_mode & 0o004:
-                try:
-                    os.link(src, dst)
-                except OSError:
-                    shutil.copy2(src, dst)
-            else:
-                shutil.copy2(src, dst)
-                dst.chmod(0o644 | (0o111 if os.access(src, os.X_OK) else 0))
-
-
-@dataclass
-class Runtime:
-    """The interpreter and package folders the sandbox's uid runs (process mode)."""
-
-    python: str
-    site: list[str]
-    libdir: str
-    mirror: Path | None = None  # a hard-linked copy made for this run, when needed
-
-
-def runtime(scratch: Path) -> Runtime:
-    """This grader's Python for another user: as it is where every user can read it, else a
-    hard-linked mirror in ``scratch`` (an interpreter under /root, as pyenv installs it)."""
-    python = os.path.realpath(sys.executable)
-    base = Path(os.path.realpath(sys.base_prefix))
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    stdlib, libdir = base / "lib" / version, base / "lib"
-    sites = [d for d in site.getsitepackages() if os.path.isdir(d)]
-    needed = [python, str(stdlib), *sites]
-    if all(usable_by_others(p) for p in needed):
-        return Runtime(python, sites, str(libdir))
-    scratch.mkdir(mode=0o755)
-    (scratch / "bin").mkdir(mode=0o755)
-    shutil.copy2(python, scratch / "bin" / version)
-    (scratch / "bin" / version).chmod(0o755)
-    (scratch / "lib").mkdir(mode=0o755)
-    for library in libdir.glob("libpython*"):
-        if library.is_file():
-            shutil.copy2(library, scratch / "lib" / library.name)
-            (scratch / "lib" / library.name).chmod(0o755)
-    mirror(stdlib, scratch / "lib" / version, skip={"site-packages", "test"})
-    mirrored = []
-    for k, folder in enumerate(sites):
-        if usable_by_others(folder):
-            mirrored.append(folder)
-        else:
-            mirror(Path(folder), scratch / f"site-{k}")
-            mirrored.append(str(scratch / f"site-{k}"))
-    return Runtime(str(scratch / "bin" / version), mirrored, str(scratch / "lib"), scratch)
 
 
 # --------------------------------------------------------------------------------------
@@ -598,129 +496,3 @@ def write_job(
     (job / "job.json").write_text(json.dumps(spec))
     for path in [job, *job.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-# --------------------------------------------------------------------------------------
-# Reading what came back: data only
-# --------------------------------------------------------------------------------------
-
-
-def load_array(blob: bytes, max_bytes: int) -> np.ndarray:
-    """One ``.npy`` of numbers, its size checked against its header before it is loaded."""
-    stream = io.BytesIO(blob)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise ValueError(f"npy version {version}")
-    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
-        raise ValueError(f"dtype {dtype}")
-    count = math.prod(int(n) for n in shape)  # Python ints: no overflow to a small size
-    nbytes = count * dtype.itemsize
-    if nbytes > max_bytes or len(blob) - stream.tell() != nbytes:
-        raise ValueError("size does not match the header")
-    stream.seek(0)
-    array = np.load(stream, allow_pickle=False)
-    if type(array) is not np.ndarray:
-        raise ValueError("not an array")
-    return array
-
-
-def frames(data: bytes):
-    """``(header, [blob, ...])`` for each well-formed frame; stops at the first bad one."""
-    at = 0
-    while at + 12 <= len(data):
-        if data[at : at + 4] != MAGIC:
-            return
-        head_len, count = struct.unpack_from("<II", data, at + 4)
-        at += 12
-        if head_len > 1 << 16 or count > 64 or at + head_len > len(data):
-            return
-        try:
-            header = json.loads(data[at : at + head_len].decode())
-        except (ValueError, UnicodeDecodeError):
-            return
-        at += head_len
-        blobs = []
-        for _ in range(count):
-            if at + 8 > len(data):
-                return
-            (size,) = struct.unpack_from("<Q", data, at)
-            at += 8
-            if at + size > len(data):
-                return
-            blobs.append(data[at : at + size])
-            at += size
-        if isinstance(header, dict):
-            yield header, blobs
-
-
-def text(value, limit: int = 500) -> str | None:
-    """A string from the sandbox, made safe to show: printable, bounded."""
-    if value is None:
-        return None
-    value = "".join(ch if ch.isprintable() else " " for ch in str(value))
-    return value[:limit]
-
-
-def parse(data: bytes, trials: dict[str, list[Trial]], state: dict | None = None) -> Run:
-    """The frames the runner sent, as a :class:`Run` (``state``: how the run ended)."""
-    state = state or {}
-    result = Run(
-        timed_out=state.get("timed_out", False),
-        overflow=state.get("overflow", False),
-        out_of_memory=state.get("out_of_memory", False),
-    )
-    result.error_detail = state.get("error_detail", "")
-    for name, items in trials.items():
-        result.returned[name] = [Returned(problem="no result (it did not finish)") for _ in items]
-    for header, blobs in frames(data):
-        kind = header.get("type")
-        if kind == "ready" and result.ready is None:
-            result.ready = {k: header.get(k) for k in ("uid", "gid", "groups", "seccomp")}
-        elif kind == "cell" and isinstance(header.get("index"), int):
-            status = header.get("status")
-            if status in ("ok", "error", "timeout", "crashed"):
-                result.cells[header["index"]] = {
-                    "status": status,
-                    "detail": text(header.get("detail")) or "",
-                }
-        elif kind == "part" and header.get("part") in trials:
-            status = header.get("status")
-            if status in ("done", "timeout", "crashed", "missing"):
-                result.parts[header["part"]] = status
-        elif kind == "trial" and header.get("part") in trials:
-            items = trials[header["part"]]
-            k = header.get("k")
-            if not isinstance(k, int) or not 0 <= k < len(items):
-                continue
-            result.returned[header["part"]][k] = returned(header, blobs, items[k])
-        elif kind == "end":
-            result.finished = True
-        elif kind == "cpu" and isinstance(header.get("seconds"), (int, float)):
-            result.cpu = float(header["seconds"])
-    return result
-
-
-def returned(header: dict, blobs: list[bytes], trial: Trial) -> Returned:
-    n_out, n_after = header.get("outputs"), header.get("after")
-    problem, raised = text(header.get("problem")), text(header.get("raised"))
-    if not isinstance(n_out, int) or not isinstance(n_after, int) or n_out + n_after != len(blobs):
-        return Returned(problem="the sandbox's answer was malformed")
-    limit = 1 << 26
-    try:
-        arrays = [load_array(blob, limit) for blob in blobs]
-    except Exception as exc:  # whatever a malformed .npy raises
-        return Returned(problem=f"an output is not a plain array of numbers ({exc})")
-    outputs = arrays[:n_out]
-    after_arrays = iter(arrays[n_out:])
-    args_after = None
-    if n_after:
-        args_after = [
-            next(after_arrays, None) if isinstance(a, np.ndarray) else a for a in trial.args
-        ]
-    if problem is not None:
-        return Returned(problem=problem, raised=raised, args_after=args_after)
-    return Returned(outputs=outputs, args_after=args_after)

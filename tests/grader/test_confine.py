@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import confine, sandbox
+from grader import confine, runtime
 from grader.confine import Limits
 
 ROOT_ONLY = pytest.mark.skipif(os.getuid() != 0, reason="needs root (a uid of its own)")
@@ -49,7 +49,7 @@ def python():
     """A Python that any uid can run (this one, or a hard-linked mirror of it)."""
     with tempfile.TemporaryDirectory(prefix="bnbook-test-runtime-") as scratch:
         os.chmod(scratch, 0o755)
-        yield sandbox.runtime(Path(scratch) / "python")
+        yield runtime.runtime(Path(scratch) / "python")
 
 
 def confined(python, spec: confine.Spec) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bnlib.check import Trial
-from grader import confine, sandbox
+from grader import confine, frames, runtime, sandbox
 from grader.sandbox import Limits, Sandbox, SandboxUnavailable
 
 LIMITS = Limits(total=120, cell=20, part=20, memory_mb=1024, cpus=1.0, processes=64)
@@ -43,7 +43,7 @@ def box(request):
         yield prepared
 
 
-def probe(box: Sandbox, *cells: str, seen: str = "SEEN") -> tuple[dict, sandbox.Run]:
+def probe(box: Sandbox, *cells: str, seen: str = "SEEN") -> tuple[dict, frames.Run]:
     """Run ``cells``, then ``probe()``, which returns the JSON of the cells' ``SEEN``."""
     define = "def probe():\n    import json, numpy\n"
     define += f"    return numpy.frombuffer(json.dumps({seen}).encode(), numpy.uint8)"
@@ -260,8 +260,8 @@ def test_an_interpreter_under_tmp_is_mounted_over_the_sandboxes_own_tmp(tmp_path
 
 
 def test_a_python_other_users_cannot_reach_is_mirrored(tmp_path):
-    runtime = sandbox.runtime(tmp_path / "runtime")
-    assert sandbox.usable_by_others(runtime.python) or runtime.mirror is not None
-    if runtime.mirror is not None:
-        assert Path(runtime.python).is_relative_to(runtime.mirror)
-        assert all((runtime.mirror / "lib").iterdir())
+    made = runtime.runtime(tmp_path / "runtime")
+    assert runtime.usable_by_others(made.python) or made.mirror is not None
+    if made.mirror is not None:
+        assert Path(made.python).is_relative_to(made.mirror)
+        assert all((made.mirror / "lib").iterdir())
