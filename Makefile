@@ -58,7 +58,7 @@ $(CHROMIUM):
 	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: sudo apt-get install -y chromium"; exit 1; }
 	apt-get update -q && apt-get install -y -q chromium
 
-# The grader runs every submission in bubblewrap (grader/sandbox.py); root (as in CI)
+# The grader runs each submission in bubblewrap where it can (grader/sandbox.py); root (as in CI)
 # installs it when missing. Defined before the targets that need it: make expands a
 # prerequisite when it reads the rule.
 BWRAP := /usr/bin/bwrap
@@ -73,31 +73,45 @@ test: $(SETUP) lint book $(CHROMIUM) $(BWRAP)
 bench: $(SETUP)
 	$(BIN)/python benchmarks/bench_bnlib.py
 
-# Homework (README, "For instructors"): for every homework registered in grader/parts.py
-# (chapters/05_homework.md, ...), the student and solutions editions and the Gradescope
-# autograder zip into _build/homework/; and grading of a directory of submissions into
-# OUT (default _build/grades/), JOBS at a time, each in a bubblewrap sandbox (TIMEOUT
-# seconds per submission, CELL_TIMEOUT per cell, PART_TIMEOUT per graded function; RUBRIC:
-# a TOML file of points and deductions). Root (as in CI) installs bubblewrap when missing.
+# Homework (README, "For instructors"): for every homework registered in
+# grader/homeworks.py (chapters/05_homework.md, ...), the student and solutions editions
+# and the Gradescope autograder zip into _build/homework/; and grading of a directory of
+# submissions as one HOMEWORK (default: the one most notebooks are) into OUT (default
+# _build/grades/<homework>), JOBS at a time (one at a time where the machine has no cgroups
+# to bound each), each in a sandbox (bubblewrap; without it, as root, a uid of its own):
+# TIMEOUT seconds per submission, CELL_TIMEOUT per cell, PART_TIMEOUT per graded function,
+# MEMORY_MB for all of a submission's processes; RUBRIC: a TOML file of points and
+# deductions. Root (as in CI) installs bubblewrap when missing.
 .PHONY: homework grade bench-grade
 
 SUBMISSIONS ?=
-OUT ?= _build/grades
+HOMEWORK ?=
+OUT ?=
 JOBS ?= 2
 TIMEOUT ?= 300
 CELL_TIMEOUT ?= 60
 PART_TIMEOUT ?= 30
+MEMORY_MB ?= 4096
 RUBRIC ?=
-homework: $(SETUP) $(NPM_DONE) $(BWRAP)
-	$(BIN)/python -m grader.homework --out _build/homework
+# bubblewrap where it can be had (root installs it); never required: without it the grader
+# runs each submission as a uid of its own (root), or refuses and says how to fix it.
+.PHONY: sandbox-tools
+sandbox-tools:
+	@command -v bwrap >/dev/null || { test "$$(id -u)" -eq 0 && apt-get update -q && \
+	  apt-get install -y -q bubblewrap; } || echo "note: no bubblewrap here (see README)"
 
-grade: $(SETUP) $(BWRAP)
-	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=dir [OUT=dir] [JOBS=n]"; exit 2)
-	$(BIN)/python -m grader.grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) \
+homework: $(SETUP) $(NPM_DONE) sandbox-tools
+	$(BIN)/python -m grader.editions --out _build/homework
+
+grade: $(SETUP) sandbox-tools
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=dir [HOMEWORK=05_homework] \
+	  [OUT=dir] [JOBS=n]"; exit 2)
+	$(BIN)/python -m grader.grade "$(SUBMISSIONS)" --jobs $(JOBS) \
 	  --timeout $(TIMEOUT) --cell-timeout $(CELL_TIMEOUT) --part-timeout $(PART_TIMEOUT) \
-	  $(if $(RUBRIC),--rubric "$(RUBRIC)")
+	  --memory-mb $(MEMORY_MB) $(if $(HOMEWORK),--homework "$(HOMEWORK)") \
+	  $(if $(OUT),--out "$(OUT)") $(if $(RUBRIC),--rubric "$(RUBRIC)")
 
-bench-grade: $(SETUP) $(BWRAP)
+bench-grade: $(SETUP) sandbox-tools
 	$(BIN)/python benchmarks/bench_grade.py --jobs $(JOBS)
 
 clean:

@@ -1,55 +1,49 @@
-"""Grade submitted homework notebooks, each in a sandbox, with partial credit by rubric.
+"""Grade a class: every submitted notebook of one homework, each in a sandbox, with partial
+credit by rubric. One bad notebook never stops the run.
 
-    python -m grader.grade SUBMISSIONS [--out _build/grades] [--jobs 2] [--rubric FILE]
-        [--timeout 300] [--cell-timeout 60] [--part-timeout 30]
+    python -m grader.grade SUBMISSIONS [--homework 05_homework] [--out DIR] [--jobs 2]
+        [--rubric FILE] [--timeout 300] [--cell-timeout 60] [--part-timeout 30]
+        [--memory-mb 4096] [--isolation auto|bwrap|process] [--seed N]
 
 SUBMISSIONS is a directory: every ``*.ipynb`` below it is one submission (``alice.ipynb``,
 or one folder per student, ``alice/05_homework.ipynb``), named by its path relative to
-SUBMISSIONS. Which homework a notebook is comes from its metadata (the student edition is
-stamped), else its file name, else the functions it defines (:mod:`grader.parts`).
+SUBMISSIONS. Every notebook is graded as the run's homework: ``--homework``, else the one
+most of the notebooks are (by their stamp, file name or the functions they define). A
+notebook stamped for another homework is graded as the run's all the same, flagged
+``stamped <other>``: the stamp is the student's to change, the homework is the
+instructor's choice. OUT is ``_build/grades/<homework>`` unless given, and holds one
+homework's grades only.
 
-For each submission, in parallel (``--jobs``):
+For each submission, ``--jobs`` at a time:
 
-1. Its code cells run in a bubblewrap sandbox (:mod:`grader.sandbox`), each cell with its own
-   time limit; a cell that raises, hangs or crashes is skipped and the next one runs.
-2. Each graded function is then called, in the sandbox and with its own time limit, on the
-   public cases of its check cell and on hidden cases drawn afresh for this run; the
-   sandbox hands back the returned arrays, and nothing else counts (not what it prints).
-3. Here, outside the sandbox, the arrays are compared with the references, the classic
-   mistakes diagnosed and the points given by the rubric (:func:`grader.parts.score`).
+1. Its notebook is read in a bounded process of its own (:mod:`grader.notebook`): a file
+   too large, or one that is not a notebook, gets a row with the status ``too large`` or
+   ``unreadable`` and a zero; its code is flagged (:mod:`grader.flags`).
+2. Its code cells run in the sandbox (:mod:`grader.sandbox`), each with its own time limit;
+   a cell that raises, hangs or crashes is skipped and the next one runs. Each graded
+   function is then called on the public cases of its check cell and on hidden cases drawn
+   afresh for this run; the sandbox hands back the returned arrays, and nothing else counts.
+3. Here, the arrays are compared with the references, the classic mistakes diagnosed and the
+   points given by the rubric (:mod:`grader.scoring`); the reports are written
+   (:mod:`grader.reports`).
 
-Writes, merging with what OUT already holds (a regrade replaces only its submissions):
-
-- ``OUT/reports/<id>.json``: everything about one submission; ``<id>`` is its path relative
-  to SUBMISSIONS without ``.ipynb``, ``/`` written ``%2F`` (and ``%`` as ``%25``): unique,
-  readable, Unicode kept (``李雷%2F05_homework``);
-- ``OUT/feedback/<id>.md``: the page for the student: points, deductions, diagnoses;
-- ``OUT/summary.csv`` (and ``.json``, ``.md``): one row per submission, with ``submission``,
-  ``id``, ``homework``, ``score``, ``max_score``, ``status``, ``flags``, ``reason`` and the
-  points of each part;
-- ``OUT/answers.csv``: the written answers, one row per submission and question, for
-  grading by hand;
-- ``OUT/rubric.json``: the points and deductions used.
-
-Flags (``calls torch``, ``calls bnlib``, ``dynamic code``, ...) come from reading the code,
-here; they do not change the score: they tell you what to look at.
+Any failure of the grader or of the machine on one submission (the sandbox did not start,
+an error in the grader's code) is that row's status, ``grader error: ...``, with no score:
+never a student's zero; the command then exits with status 1. Without any isolation for
+student code (no bubblewrap and not root) nothing runs, and the command says how to fix it.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import csv
 import datetime
 import fcntl
-import io
 import json
-import os
-import queue
-import re
 import secrets
 import sys
 import time
+import traceback
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,230 +52,40 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: python grader/grade.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader import parts as registry  # noqa: E402
-from grader import sandbox  # noqa: E402
-from grader.parts import Homework  # noqa: E402
+from grader import homeworks, notebook, reports, scoring  # noqa: E402
+from grader.homeworks import HOMEWORKS, Homework  # noqa: E402
+from grader.notebook import GRADED, GRADER_ERROR, Notebook  # noqa: E402
+from grader.sandbox import Limits, Sandbox, SandboxUnavailable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "_build" / "grades"
-MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
-ANSWER_PREFIX = "**Your answer:**"
+GRADES = ROOT / "_build" / "grades"
+ANSWER_PREFIX = notebook.ANSWER_PREFIX
 
 
-# --------------------------------------------------------------------------------------
-# Submissions: finding, naming, reading
-# --------------------------------------------------------------------------------------
+def identify(nb: Notebook, path: Path) -> str:
+    """The homework a notebook looks like: its stamp, its file name, or the functions it
+    defines ("" when none). Only to choose a run's homework, or to flag a mismatch."""
+    if nb.stamp in HOMEWORKS:
+        return nb.stamp
+    if path.stem in HOMEWORKS:
+        return path.stem
+    scores = {hw.name: len(hw.functions & set(nb.defined)) for hw in HOMEWORKS.values()}
+    best = max(scores, key=scores.get, default="")
+    return best if scores.get(best) else ""
 
 
-def discover(submissions: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in submissions.rglob("*.ipynb")
-        if ".ipynb_checkpoints" not in p.relative_to(submissions).parts
-    )
-
-
-def submission_id(relative: Path | str) -> str:
-    """``alice/05_homework.ipynb`` -> ``alice%2F05_homework``: one file name per path, and
-    no two paths with the same name (``%`` is escaped too); letters of any script kept."""
-    text = str(relative)
-    if text.endswith(".ipynb"):
-        text = text[: -len(".ipynb")]
-    out = []
-    for ch in text:
-        if ch in "%/\\" or not ch.isprintable() or ch in "\n\r\t":
-            out.append("".join(f"%{b:02X}" for b in ch.encode()))
-        else:
-            out.append(ch)
-    name = "".join(out)
-    if name.startswith("."):
-        name = "%2E" + name[1:]
-    if len(name.encode()) > 200:  # file names are at most 255 bytes
-        import hashlib
-
-        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-        name = name.encode()[:180].decode(errors="ignore") + "~" + digest
-    return name or "%"
-
-
-def read_notebook(path: Path):
-    """The notebook, or (None, why not)."""
-    import nbformat
-
-    if path.is_symlink() or not path.is_file():
-        return None, "not a regular file (a symbolic link?)"
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        return None, f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
-    try:
-        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-        nbformat.validate(nb)
-    except Exception as exc:  # anything unreadable is a zero, with the reason
-        return None, f"not a valid Jupyter notebook ({type(exc).__name__})"
-    return nb, ""
-
-
-def defined_functions(sources: list[str]) -> set[str]:
-    names = set()
-    for source in sources:
-        tree = parse(source)
-        if tree is not None:
-            names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-    return names
-
-
-def identify(nb, path: Path) -> Homework | None:
-    """The homework a notebook is: its stamp, its file name, or the functions it defines."""
-    stamp = nb.metadata.get("bnbook", {}).get("homework")
-    if isinstance(stamp, str) and stamp in registry.HOMEWORKS:
-        return registry.HOMEWORKS[stamp]
-    if path.stem in registry.HOMEWORKS:
-        return registry.HOMEWORKS[path.stem]
-    defined = defined_functions([c.source for c in nb.cells if c.cell_type == "code"])
-    best = max(
-        registry.HOMEWORKS.values(),
-        key=lambda hw: sum(p.function in defined for p in hw.parts),
-        default=None,
-    )
-    if best is None or not any(p.function in defined for p in best.parts):
-        return None
-    return best
-
-
-def parse(source: str) -> ast.Module | None:
-    """The cell as Python, IPython's magics turned into calls first (nothing runs)."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        source = TransformerManager().transform_cell(source)
-    except Exception:
-        pass
-    try:
-        return ast.parse(source)
-    except (SyntaxError, ValueError):
-        return None
-
-
-def answers(nb) -> list[dict]:
-    """The written answers: Markdown cells stamped as answers (or starting "Your answer")."""
-    found = []
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "markdown":
-            continue
-        stamp = cell.metadata.get("bnbook", {})
-        question = stamp.get("answer") if isinstance(stamp, dict) else None
-        if question is None and not cell.source.lstrip().startswith(ANSWER_PREFIX):
-            continue
-        text = cell.source.strip()
-        if text.startswith(ANSWER_PREFIX):
-            text = text[len(ANSWER_PREFIX) :].strip()
-        if text in ("*(double-click to edit)*", ""):
-            text = ""
-        found.append(
-            {
-                "question": str(question or f"cell {index + 1}"),
-                "title": str(stamp.get("title", "")) if isinstance(stamp, dict) else "",
-                "cell": index + 1,
-                "answer": text,
-            }
+def class_homework(read: dict[Path, Notebook], chosen: str | None) -> Homework:
+    """The run's homework: ``chosen``, else the one most of the readable notebooks are."""
+    if chosen:
+        return homeworks.find(chosen)
+    votes = Counter(identify(nb, path) for path, nb in read.items() if nb.status == GRADED)
+    votes.pop("", None)
+    if not votes:
+        raise SystemExit(
+            "cannot tell which homework these notebooks are: give it, e.g. "
+            f"--homework {next(iter(HOMEWORKS))} (make grade HOMEWORK=...)"
         )
-    return found
-
-
-# --------------------------------------------------------------------------------------
-# Flags: what the code does that a person should look at (read here, never run)
-# --------------------------------------------------------------------------------------
-
-# the checks a notebook's check cells may call: every registered part's, and the battery
-CHECK_CALLS = {"CASES"} | {p.check.name for hw in registry.HOMEWORKS.values() for p in hw.parts}
-DYNAMIC = {"exec", "eval", "compile", "__import__"}
-INTROSPECTION_MODULES = {"inspect", "gc", "ctypes", "traceback", "importlib", "builtins"}
-PROCESS_MODULES = {"subprocess", "multiprocessing", "signal", "pty", "socket", "threading"}
-
-
-def dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return ""
-
-
-def flags(sources: list[str]) -> list[str]:
-    """Short flags for the summary, from the notebook's code."""
-    found: set[str] = set()
-    trees = [parse(source) for source in sources]
-    if any(tree is None for tree in trees):
-        found.add("code that does not parse")
-    trees = [tree for tree in trees if tree is not None]
-    imported: set[str] = set()  # the names modules are bound to
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    imported.add(alias.asname or alias.name.split(".")[0])
-                    note_module(alias.name, found)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                note_module(node.module, found, [a.name for a in node.names])
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute):
-                note_attribute(dotted(node), found)
-                events = node.attr == "register" and getattr(node.value, "attr", "") == "events"
-                if events or node.attr in IPYTHON_HOOKS:
-                    found.add("IPython hooks")
-            elif isinstance(node, ast.Name) and node.id in DYNAMIC:
-                found.add("dynamic code")
-            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
-                many = isinstance(node, (ast.Assign, ast.Delete))
-                for target in node.targets if many else [node.target]:
-                    if isinstance(target, ast.Attribute):
-                        if dotted(target).split(".")[0] in imported:
-                            found.add("patches a module")
-            elif isinstance(node, ast.Call) and dotted(node.func) == "setattr" and node.args:
-                if isinstance(node.args[0], (ast.Name, ast.Attribute)):
-                    if dotted(node.args[0]).split(".")[0] in imported:
-                        found.add("patches a module")
-    return sorted(found)
-
-
-IPYTHON_HOOKS = {"register_magic_function", "input_transformers_post", "ast_transformers"}
-PROCESS_CALLS = {"fork", "system", "popen", "kill", "_exit", "setsid", "execv", "execvp"}
-
-
-def note_attribute(name: str, found: set[str]) -> None:
-    if name.startswith("bnlib.") and not name.startswith("bnlib.check"):
-        found.add("calls bnlib")
-    if name.startswith("bnlib.check.") and name.split(".")[2] not in CHECK_CALLS:
-        found.add("calls bnlib")
-    if name.startswith("torch."):
-        found.add("calls torch")
-    if name in ("sys._getframe", "sys.modules", "sys.settrace", "sys.setprofile"):
-        found.add("introspection")
-    if name.split(".")[0] == "os" and name.split(".")[-1] in PROCESS_CALLS:
-        found.add("starts or ends processes")
-
-
-def note_module(module: str, found: set[str], names: list[str] | None = None) -> None:
-    top = module.split(".")[0]
-    if top == "torch":
-        found.add("calls torch")
-    elif top == "bnlib" and (module != "bnlib.check" or set(names or []) - CHECK_CALLS):
-        if not (module == "bnlib" and names is None) and not (
-            module == "bnlib" and set(names or []) <= {"check"}
-        ):
-            found.add("calls bnlib")
-    elif top in INTROSPECTION_MODULES:
-        found.add("introspection")
-    elif top in PROCESS_MODULES:
-        found.add("starts or ends processes")
-
-
-# --------------------------------------------------------------------------------------
-# One submission
-# --------------------------------------------------------------------------------------
+    return HOMEWORKS[votes.most_common(1)[0][0]]
 
 
 def first_line(source: str) -> str:
@@ -290,347 +94,262 @@ def first_line(source: str) -> str:
     return first if len(first) <= 60 else first[:57] + "..."
 
 
-def grade_notebook(
-    path: Path,
-    relative: str,
-    rubric: dict,
-    limits: sandbox.Limits,
-    slot: int = 0,
-    isolation: str = "bwrap",
-    homework: Homework | None = None,
-    seed: int | None = None,
-) -> dict:
-    """The report for one submission (see the module docstring); ``homework`` when known
-    (else :func:`identify` tells). The hidden cases are drawn from ``seed``, a fresh random
-    one unless given (the report keeps it, so that a disputed grade can be re-run)."""
-    start = time.monotonic()
-    report = {
-        "id": submission_id(relative),
-        "submission": relative,
-        "homework": "",
+def empty_report(relative: str, homework: Homework) -> dict:
+    return {
+        "id": notebook.submission_id(relative),
+        "submission": notebook.escape(relative),
+        "homework": homework.name,
         "score": 0.0,
         "max_score": 0.0,
-        "status": "error",
+        "status": GRADED,
         "reason": "",
         "flags": [],
+        "notes": [],
         "parts": {},
         "cells": [],
         "answers": [],
         "graded_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    nb, why = read_notebook(path)
-    if nb is None:
-        report["reason"] = why
-        return report
-    homework = homework or identify(nb, path)
-    if homework is None:
-        report["reason"] = "not one of the homework notebooks (no graded function found)"
-        return report
-    report["homework"] = homework.name
-    points = {p.name: registry.rubric_for(p, homework, rubric) for p in homework.parts}
-    report["max_score"] = sum(pts for pts, _ in points.values())
-    code = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    report["flags"] = flags([source for _, source in code])
-    report["answers"] = answers(nb)
 
+
+def grade_notebook(
+    path: Path,
+    relative: str,
+    homework: Homework,
+    sandbox: Sandbox,
+    rubric: dict | None = None,
+    seed: int | None = None,
+    nb: Notebook | None = None,
+) -> dict:
+    """The report of one submission, graded as ``homework`` (see the module docstring);
+    never raises: a failure of the grader is the report's status. The hidden cases are
+    drawn from ``seed``, a fresh random one unless given (the report keeps it, so that a
+    disputed grade can be re-run)."""
+    report = empty_report(relative, homework)
+    try:
+        return grade(path, report, homework, sandbox, rubric or {}, seed, nb)
+    except Exception as exc:  # the grader's own failure: this row says so, the run goes on
+        report.update(score=None, max_score=None, parts={})
+        report["status"] = f"{GRADER_ERROR}: {type(exc).__name__}: {exc}"[:300]
+        report["reason"] = "the grader failed on this notebook; it is not the student's zero"
+        report["traceback"] = traceback.format_exc()[-4000:]
+        return report
+
+
+def grade(path, report, homework, sandbox, rubric, seed, nb) -> dict:
+    start = time.monotonic()
+    points = {p.name: scoring.rubric_for(p, homework, rubric) for p in homework.parts}
+    report["max_score"] = sum(pts for pts, _ in points.values())
+    nb = nb or notebook.read(path, homeworks.check_functions())
+    report["flags"], report["answers"] = list(nb.flags), nb.answers
+    if nb.status != GRADED:
+        report["status"], report["reason"] = nb.status, nb.reason
+        if nb.status.startswith(GRADER_ERROR):
+            report["score"] = report["max_score"] = None
+        return report
+    if nb.stamp and nb.stamp != homework.name:
+        report["flags"] = sorted({*report["flags"], f"stamped {nb.stamp}"})
+        report["notes"].append(
+            f"this notebook is stamped for {nb.stamp}; it was graded as {homework.name}, "
+            "the homework of this grading run"
+        )
     seed = secrets.randbits(64) if seed is None else seed  # fresh hidden cases, every run
     report["seed"] = seed
     rng = np.random.default_rng(seed)
-    trials = {p.name: registry.draw_trials(p, rng) for p in homework.parts}
+    trials = {p.name: p.trials(rng) for p in homework.parts}
     specs = [
         {"name": p.name, "function": p.function, "outputs": list(p.check.outputs)}
+        | {"caller": p.caller}
         for p in homework.parts
     ]
-    run = sandbox.run([s for _, s in code], specs, trials, limits, slot, isolation)
+    run = sandbox.run([source for _, source in nb.cells], specs, trials)
+    report["sandbox"] = sandbox.describe() | {"ran_as": run.ready, "cgroup": run.bounds}
     if run.error:
-        report["reason"] = run.error
+        report.update(score=None, max_score=None)
+        report["status"] = f"{GRADER_ERROR}: {run.error}"[:500]
+        report["reason"] = "the sandbox failed on this machine; it is not the student's zero"
         return report
-    report["status"] = "graded"
-    for k, (index, source) in enumerate(code):
+    for k, (number, source) in enumerate(nb.cells):
         cell = run.cells.get(k, {"status": "not run", "detail": ""})
         if cell["status"] != "ok":
-            report["cells"].append({"cell": index + 1, "first_line": first_line(source), **cell})
-    notes = []
+            report["cells"].append({"cell": number, "first_line": first_line(source), **cell})
+    notes = report["notes"]
+    limits = sandbox.limits
     if run.timed_out:
         notes.append(f"the submission ran out of time ({limits.total:g} s in total)")
+    if run.out_of_memory:
+        notes.append(f"the submission went past its memory ({limits.memory_mb} MB in total)")
     if run.overflow:
         notes.append(f"the submission sent back more than {limits.output_mb} MB")
     for part in homework.parts:
-        returned = run.returned[part.name]
-        status = run.parts.get(part.name, "not run")
-        why = {
-            "timeout": f"the function ran longer than {limits.part:g} s (an endless loop?)",
-            "crashed": "the process ended during the call (os._exit? a crash?)",
-            "not run": "the notebook did not get this far: " + ("; ".join(notes) or "?"),
-        }.get(status)
-        if why:
-            for k, back in enumerate(returned):
-                if back.outputs is None and back.problem == "no result (it did not finish)":
-                    returned[k] = type(back)(problem=why)
-        max_points, deductions = points[part.name]
-        if status == "missing":
-            result = registry.PartScore(part.name, part.function, 0.0, max_points)
-            result.reason = f"{part.function} is not defined (after running every cell)"
-        else:
-            result = part.assess(part, trials[part.name], returned, max_points, deductions)
-            if status in ("timeout", "crashed") and result.points == 0:
-                result.reason = why
+        result = score_part(part, trials[part.name], run, points[part.name], limits, notes)
         report["parts"][part.name] = result.to_dict()
         if result.public_only:
             report["flags"] = sorted({*report["flags"], "right on public cases only"})
     report["score"] = round(sum(p["points"] for p in report["parts"].values()), 2)
-    report["notes"] = notes
     report["seconds"] = round(time.monotonic() - start, 2)
     report["cpu_seconds"] = run.cpu
     return report
 
 
+def score_part(part, trials, run, points, limits, notes) -> scoring.PartScore:
+    """One part's grade from what the sandbox returned, its status saying why not."""
+    returned = run.returned[part.name]
+    status = run.parts.get(part.name, "not run")
+    why = {
+        "timeout": f"the function ran longer than {limits.part:g} s (an endless loop?)",
+        "crashed": "the process ended during the call (os._exit? a crash? out of memory?)",
+        "not run": "the notebook did not get this far: " + ("; ".join(notes) or "?"),
+    }.get(status)
+    if why:
+        for k, back in enumerate(returned):
+            if back.outputs is None and back.problem == "no result (it did not finish)":
+                returned[k] = type(back)(problem=why)
+    max_points, deductions = points
+    if status == "missing":
+        result = scoring.PartScore(part.name, part.function, 0.0, max_points)
+        result.reason = f"{part.function} is not defined (after running every cell)"
+        return result
+    result = scoring.assess(part, trials, returned, max_points, deductions)
+    if status in ("timeout", "crashed") and result.points == 0:
+        result.reason = why
+    return result
+
+
 # --------------------------------------------------------------------------------------
-# Reports
+# A class: every submission, JOBS at a time, never stopping on one
 # --------------------------------------------------------------------------------------
 
 
-def block(text: str) -> str:
-    """Text from a submission, safe inside a fenced block of a Markdown page."""
-    return "```text\n" + str(text).replace("```", "'''") + "\n```"
-
-
-def plain(text: str) -> str:
-    """Text from a submission, safe in a Markdown table cell or line."""
-    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", str(text)).replace("\n", " ")
-
-
-def feedback(report: dict) -> str:
-    """The student's page: score, each part's points and why, the check reports."""
-    lines = [
-        f"# Feedback: {plain(report['submission'])}",
-        "",
-        f"**Score: {report['score']:g} / {report['max_score']:g}**",
-        "",
-    ]
-    if report["status"] != "graded":
-        return "\n".join(lines + [f"Not graded: {plain(report['reason'])}.", ""])
-    lines += ["| function | points | what cost points |", "| --- | --- | --- |"]
-    for part in report["parts"].values():
-        lost = [f"{d['message']} (−{d['points']:g})" for d in part["deductions"]]
-        why = part["reason"] or "; ".join(lost) or "-"
-        lines.append(
-            f"| `{part['function']}` | {part['points']:g} / {part['max_points']:g} | {plain(why)} |"
-        )
-    lines.append("")
-    if report["cells"]:
-        lines += [
-            "Cells that did not run to the end (an error, a time-out or a crash; the cells "
-            "after them still ran):",
-            "",
-        ]
-        for cell in report["cells"]:
-            detail = f": {cell['detail']}" if cell["detail"] else ""
-            lines.append(
-                f"- cell {cell['cell']} ({plain(cell['first_line'])}): "
-                f"{cell['status']}{plain(detail)}"
+def check_out(out: Path, homework: Homework) -> None:
+    """OUT holds one homework's grades: refuse to mix another's into it."""
+    for report in reports.load_reports(out):
+        if report.get("homework") not in (homework.name, "", None):
+            raise SystemExit(
+                f"{out} holds grades of {report['homework']}; grade {homework.name} into "
+                f"another folder (the default is {GRADES / homework.name})"
             )
-        lines.append("")
-    for note in report.get("notes", []):
-        lines += [f"Note: {plain(note)}.", ""]
-    for part in report["parts"].values():
-        lines += [f"## {part['function']}", ""]
-        if part["report"]:
-            lines += [block(part["report"]), ""]
-        elif part["reason"]:
-            lines += [plain(part["reason"]), ""]
-    return "\n".join(lines)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def save(out: Path, report: dict) -> None:
-    write_atomic(
-        out / "reports" / f"{report['id']}.json", json.dumps(report, indent=1, ensure_ascii=False)
-    )
-    write_atomic(out / "feedback" / f"{report['id']}.md", feedback(report))
-
-
-def load_reports(out: Path) -> list[dict]:
-    reports = []
-    for path in sorted((out / "reports").glob("*.json")):
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            continue
-        if isinstance(report, dict) and "submission" in report:
-            reports.append(report)
-    return sorted(reports, key=lambda r: r["submission"])
-
-
-def write_summary(out: Path) -> list[dict]:
-    """summary.{csv,json,md} and answers.csv from every report in OUT (the merge)."""
-    reports = load_reports(out)
-    part_names = []
-    for report in reports:
-        for name in report.get("parts", {}):
-            if name not in part_names:
-                part_names.append(name)
-    rows = []
-    for r in reports:
-        row = {
-            "submission": r["submission"],
-            "id": r["id"],
-            "homework": r.get("homework", ""),
-            "score": r["score"],
-            "max_score": r["max_score"],
-            "status": r["status"],
-            "flags": "; ".join(r.get("flags", [])),
-            "reason": r.get("reason", ""),
-        }
-        for name in part_names:
-            row[name] = r.get("parts", {}).get(name, {}).get("points", "")
-        rows.append(row)
-    write_atomic(out / "summary.json", json.dumps(rows, indent=1, ensure_ascii=False))
-    columns = ["submission", "id", "homework", "score", "max_score", "status", "flags"]
-    columns += ["reason", *part_names]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(out / "summary.csv", buffer.getvalue())
-    lines = [
-        "# Homework grades",
-        "",
-        "| submission | homework | score | flags | status |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        status = "graded" if row["status"] == "graded" else f"zero: {row['reason']}"
-        link = "feedback/" + urlquote(row["id"]) + ".md"
-        lines.append(
-            f"| [{plain(row['submission'])}]({link}) | {row['homework']} | "
-            f"{row['score']:g} / {row['max_score']:g} | {plain(row['flags'])} | "
-            f"{plain(status)} |"
-        )
-    write_atomic(out / "summary.md", "\n".join(lines) + "\n")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", "homework", "question", "title", "cell", "answer"])
-    for r in reports:
-        for a in r.get("answers", []):
-            writer.writerow(
-                [r["submission"], r["homework"], a["question"], a["title"], a["cell"], a["answer"]]
-            )
-    write_atomic(out / "answers.csv", buffer.getvalue())
-    return rows
-
-
-def urlquote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text)
-
-
-# --------------------------------------------------------------------------------------
-# The run: every submission in a sandbox, JOBS at a time, never stopping on one
-# --------------------------------------------------------------------------------------
 
 
 def grade_all(
     submissions: Path,
-    out: Path,
+    out: Path | None = None,
+    homework: str | None = None,
     jobs: int = 1,
-    limits: sandbox.Limits | None = None,
+    limits: Limits | None = None,
     rubric: dict | None = None,
-    isolation: str = "bwrap",
+    isolation: str = "auto",
     quiet: bool = False,
     seed: int | None = None,
 ) -> list[dict]:
-    limits = limits or sandbox.Limits()
-    rubric = rubric or {}
-    notebooks = discover(submissions)
-    if not notebooks:
+    """Grade every notebook below ``submissions`` into ``out`` (module docstring); the
+    reports. SystemExit, before any report is written, where no sandbox works here."""
+    limits = limits or Limits()
+    paths = notebook.discover(submissions)
+    if not paths:
         raise SystemExit(f"no *.ipynb found under {submissions}")
-    if isolation == "bwrap":
-        sandbox.check_available()
+    checks = homeworks.check_functions()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        read = dict(zip(paths, pool.map(lambda p: notebook.read(p, checks), paths), strict=True))
+    chosen = class_homework(read, homework)
+    out = out or GRADES / chosen.name
     out.mkdir(parents=True, exist_ok=True)
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
-    with open(out / ".lock", "w") as lock:
+    check_out(out, chosen)
+    say = (lambda text: None) if quiet else print
+    try:
+        sandbox = Sandbox(isolation, limits)
+    except (SandboxUnavailable, OSError) as exc:
+        raise SystemExit(f"not grading: {exc}") from None
+    with sandbox, open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one grading run at a time writes to OUT
+        probe = sandbox.run([], [], {})
+        if probe.error:
+            raise SystemExit(f"not grading: the sandbox does not work here: {probe.error}")
+        running = sandbox.jobs(jobs)
+        described = sandbox.describe()
+        say(
+            f"grading {len(paths)} notebooks as {chosen.name}, {running} at a time; sandbox: "
+            + ", ".join(f"{k} {v}" for k, v in described.items() if k != "limits")
+        )
+        if running < jobs:
+            say(
+                f"  (JOBS={jobs} asked: without cgroups here, one at a time, so that no "
+                "submission can slow another)"
+            )
+        private = [submissions, out, *(hw.source for hw in HOMEWORKS.values())]
+        private.append(ROOT / "_build" / "homework" / "solutions")
 
         def one(path: Path) -> dict:
-            slot = slots.get()
-            try:
-                relative = str(path.relative_to(submissions))
-                report = grade_notebook(path, relative, rubric, limits, slot, isolation, seed=seed)
-            finally:
-                slots.put(slot)
-            save(out, report)
-            if not quiet:
-                status = "" if report["status"] == "graded" else f" ({report['reason']})"
-                print(f"{relative}: {report['score']:g} / {report['max_score']:g}{status}")
+            relative = str(path.relative_to(submissions))
+            report = grade_notebook(path, relative, chosen, sandbox, rubric, seed, read[path])
+            report = reports.save(out, report)
+            status = report["status"]
+            status = "" if status == GRADED else f" ({status}: {report['reason']})"
+            say(
+                f"{report['submission']}: {reports.points(report['score'])} / "
+                f"{reports.points(report['max_score'])}{status}"
+            )
             return report
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            reports = list(pool.map(one, notebooks))
-        write_summary(out)
-        write_atomic(out / "rubric.json", json.dumps(effective_rubric(rubric), indent=1))
-    return reports
-
-
-def effective_rubric(rubric: dict) -> dict:
-    return {
-        hw.name: {
-            p.name: dict(
-                zip(("points", "deductions"), registry.rubric_for(p, hw, rubric), strict=True)
-            )
-            for p in hw.parts
-        }
-        for hw in registry.HOMEWORKS.values()
-    }
+        with sandbox.protect(private), ThreadPoolExecutor(max_workers=running) as pool:
+            graded = list(pool.map(one, paths))
+        reports.write_summary(out)
+        rubric_used = {chosen.name: scoring.effective_rubric(chosen, rubric or {})}
+        reports.write_atomic(out / "rubric.json", json.dumps(rubric_used, indent=1))
+    return graded
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("submissions", type=Path, help="directory of notebooks")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--homework", choices=sorted(HOMEWORKS), help="default: the notebooks'")
+    parser.add_argument("--out", type=Path, help="default: _build/grades/<homework>")
     parser.add_argument("--jobs", type=int, default=1, help="submissions at once")
     parser.add_argument("--rubric", type=Path, help="TOML: points and deductions")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per submission")
     parser.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell")
     parser.add_argument("--part-timeout", type=float, default=30, help="seconds per function")
-    parser.add_argument("--memory-mb", type=int, default=4096, help="per process")
+    parser.add_argument("--memory-mb", type=int, default=4096, help="per submission, in all")
+    parser.add_argument("--cpus", type=float, default=1.0, help="cores per submission")
     parser.add_argument(
         "--seed", type=int, help="the hidden cases' seed (a report's), to re-run a grade"
     )
     parser.add_argument(
         "--isolation",
-        choices=("bwrap", "process"),
-        default="bwrap",
-        help="bwrap (default); process: no sandbox, for a throwaway container only",
+        choices=("auto", "bwrap", "process"),
+        default="auto",
+        help="auto (default): bubblewrap where it works, else a uid of its own (root only)",
     )
     args = parser.parse_args(argv)
     if not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a directory of submitted notebooks")
-    limits = sandbox.Limits(
-        total=args.timeout, cell=args.cell_timeout, part=args.part_timeout, memory_mb=args.memory_mb
+    limits = Limits(
+        total=args.timeout,
+        cell=args.cell_timeout,
+        part=args.part_timeout,
+        memory_mb=args.memory_mb,
+        cpus=args.cpus,
     )
-    try:
-        grade_all(
-            args.submissions.resolve(),
-            args.out.resolve(),
-            max(1, args.jobs),
-            limits,
-            registry.load_rubric(args.rubric),
-            args.isolation,
-            seed=args.seed,
+    graded = grade_all(
+        args.submissions.resolve(),
+        args.out.resolve() if args.out else None,
+        args.homework,
+        max(1, args.jobs),
+        limits,
+        scoring.load_rubric(args.rubric),
+        args.isolation,
+        seed=args.seed,
+    )
+    out = args.out or GRADES / graded[0]["homework"]
+    print(f"summary: {out / 'summary.csv'}")
+    failed = [r["submission"] for r in graded if r["status"].startswith(GRADER_ERROR)]
+    if failed:
+        print(
+            f"{len(failed)} not graded because the grader failed (see their status): "
+            + ", ".join(failed),
+            file=sys.stderr,
         )
-    except sandbox.SandboxUnavailable as exc:
-        raise SystemExit(str(exc)) from None
-    print(f"summary: {args.out / 'summary.csv'}")
+        return 1
     return 0
 
 

@@ -9,12 +9,18 @@ builds the image, then ``run_autograder`` once per submission: the student's fil
 ``/autograder/results/results.json``: ``score``, and ``tests``, one per graded function,
 each with ``name``, ``score``, ``max_score``, ``output`` (the feedback) and ``visibility``.
 
-The zip holds ``bnlib`` and ``grader`` (the grader and its sandbox), a pinned
-``requirements-grader.txt`` and ``gradescope.json`` (which homework it grades). Grading is
-:func:`grader.grade.grade_notebook`, as with ``make grade``: the student's code runs in
-bubblewrap when the container allows it, else (Gradescope's containers usually forbid the
-namespaces bubblewrap needs) as an unprivileged user of its own, in its own session, with
-the same limits; each container grades one submission and is thrown away.
+The zip holds ``bnlib`` and the grader's modules (no solutions: no chapter, no edition), a
+pinned ``requirements-grader.txt`` and ``gradescope.json`` (which homework it grades).
+Grading is :func:`grader.grade.grade_notebook`, as with ``make grade``: the student's code
+runs in bubblewrap when the container allows it, else (Gradescope's containers usually
+forbid the namespaces bubblewrap needs) as a uid of its own with seccomp and the same
+bounds (``grader/sandbox.py``); each container grades one submission and is thrown away.
+``results.json`` is written by the grader only, once every process of the submission has
+ended, into a folder the submission cannot write.
+
+A failure of the grader or of the container (no isolation possible, the sandbox did not
+start) writes no ``results.json`` and exits 1: Gradescope then shows the autograder failed,
+never a zero for the student.
 """
 
 from __future__ import annotations
@@ -30,20 +36,36 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader import grade, sandbox  # noqa: E402
-from grader import parts as registry  # noqa: E402
+from grader import grade, homeworks, notebook  # noqa: E402
+from grader.notebook import GRADED, GRADER_ERROR  # noqa: E402
+from grader.sandbox import Sandbox, SandboxUnavailable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("__init__.py", "parts.py", "grade.py", "sandbox.py", "runner.py", "gradescope.py")
-# What the grader imports, and what bnlib needs to be imported by a student's notebook.
-GRADER_PACKAGES = ("numpy", "matplotlib", "ipywidgets", "ipykernel", "nbformat")
+MODULES = (  # the grader's modules the autograder runs (grader/editions.py is not one)
+    "__init__.py",
+    "homeworks.py",
+    "notebook.py",
+    "flags.py",
+    "scoring.py",
+    "reports.py",
+    "confine.py",
+    "runtime.py",
+    "frames.py",
+    "sandbox.py",
+    "runner.py",
+    "grade.py",
+    "gradescope.py",
+)
+# What the grader imports (IPython for cells with magics, pyseccomp for the sandbox's
+# filter), and what a student's notebook may import beside NumPy.
+GRADER_PACKAGES = ("numpy", "matplotlib", "ipywidgets", "ipykernel", "pyseccomp")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (pick a base
 # image with Python >= 3.11, e.g. Ubuntu 24.04).
 set -euo pipefail
 apt-get update -q
-apt-get install -y -q python3 python3-venv python3-pip bubblewrap
+apt-get install -y -q python3 python3-venv python3-pip bubblewrap libseccomp2
 python3 -c 'import sys; assert sys.version_info >= (3, 11), "bnbook needs Python >= 3.11"'
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install -q -r /autograder/source/requirements-grader.txt
@@ -51,11 +73,12 @@ python3 -m venv /autograder/venv
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this once per submission. AUTOGRADER_ROOT and AUTOGRADER_PYTHON let it
-# run elsewhere (a local test against a fake /autograder).
+# run elsewhere (a local test against a fake /autograder); BNBOOK_ISOLATION=process tries
+# the mode without bubblewrap where bubblewrap works.
 set -euo pipefail
 cd "$(dirname "$0")"
 exec "${AUTOGRADER_PYTHON:-/autograder/venv/bin/python}" -m grader.gradescope run \\
-  --root "${AUTOGRADER_ROOT:-/autograder}"
+  --root "${AUTOGRADER_ROOT:-/autograder}" --isolation "${BNBOOK_ISOLATION:-auto}"
 """
 
 
@@ -70,7 +93,7 @@ def requirements() -> str:
     return "\n".join(pins) + "\n"
 
 
-def build(homework: registry.Homework, dest: Path) -> Path:
+def build(homework: homeworks.Homework, dest: Path) -> Path:
     """The autograder zip for one homework (module docstring)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
 
@@ -87,7 +110,7 @@ def build(homework: registry.Homework, dest: Path) -> Path:
         add(archive, "requirements-grader.txt", requirements().encode())
         config = {"homework": homework.name}
         add(archive, "gradescope.json", json.dumps(config).encode())
-        for name in TOOLS:
+        for name in MODULES:
             add(archive, f"grader/{name}", (ROOT / "grader" / name).read_bytes())
         for path in sorted((ROOT / "bnlib").rglob("*.py")):
             add(archive, path.relative_to(ROOT).as_posix(), path.read_bytes())
@@ -122,7 +145,8 @@ def results(report: dict) -> dict:
                 "visibility": "hidden",
             }
         )
-    output = report["reason"] if report["status"] != "graded" else ""
+    output = f"{report['status']}: {report['reason']}\n" if report["status"] != GRADED else ""
+    output += "".join(f"Note: {note}.\n" for note in report.get("notes", []))
     if notes:
         output += "Cells that did not run to the end (the cells after them still ran):\n"
         output += "\n".join(notes)
@@ -135,32 +159,42 @@ def results(report: dict) -> dict:
     }
 
 
-def run(root: Path, isolation: str | None = None) -> dict:
-    """Grade the one submission under ``root/submission``; write ``root/results``."""
+def run(root: Path, isolation: str = "auto") -> dict | None:
+    """Grade the one submission under ``root/submission``; write ``root/results``. None,
+    and no results, when the grader itself failed (printed, for the instructor)."""
     config_path = Path(__file__).resolve().parent.parent / "gradescope.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    homework = registry.HOMEWORKS.get(config.get("homework", ""))
-    notebooks = grade.discover(root / "submission")
-    if homework is not None:  # prefer the notebook named like the homework
-        notebooks.sort(key=lambda p: (p.stem != homework.name, str(p)))
-    if isolation is None:
-        try:
-            sandbox.check_available()
-            isolation = "bwrap"
-        except sandbox.SandboxUnavailable:
-            isolation = "process"
+    homework = homeworks.HOMEWORKS.get(config.get("homework", ""))
+    if homework is None:
+        print(f"the autograder's gradescope.json names no homework: {config}")
+        return None
+    notebooks = notebook.discover(root / "submission")
+    notebooks.sort(key=lambda p: (p.stem != homework.name, str(p)))  # its own name first
     if not notebooks:
-        report = {"status": "error", "reason": "no .ipynb notebook was submitted", "score": 0}
-        report |= {"parts": {}, "cells": [], "flags": []}
+        report = {"status": "unreadable", "reason": "no .ipynb notebook was submitted"}
+        report |= {"score": 0, "parts": {}, "cells": [], "flags": []}
     else:
-        path = notebooks[0]
-        relative = str(path.relative_to(root / "submission"))
-        report = grade.grade_notebook(
-            path, relative, {}, sandbox.Limits(), 0, isolation, homework=homework
-        )
+        try:
+            sandbox = Sandbox(isolation)
+        except (SandboxUnavailable, OSError) as exc:
+            print(f"not grading: {exc}")
+            return None
+        with sandbox:
+            path = notebooks[0]
+            relative = str(path.relative_to(root / "submission"))
+            report = grade.grade_notebook(path, relative, homework, sandbox)
+    if report["status"].startswith(GRADER_ERROR):
+        print(f"not graded: {report['status']}")
+        return None
     out = results(report)
-    (root / "results").mkdir(parents=True, exist_ok=True)
-    (root / "results" / "results.json").write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    folder = root / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.getuid() == 0:
+        os.chown(folder, 0, 0)
+        folder.chmod(0o755)  # no one else writes here
+    tmp = folder / f".results.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    os.replace(tmp, folder / "results.json")  # whatever was there before is replaced
     return out
 
 
@@ -168,19 +202,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the autograder zip of a homework")
-    b.add_argument("homework", choices=sorted(registry.HOMEWORKS))
+    b.add_argument("homework", choices=sorted(homeworks.HOMEWORKS))
     b.add_argument("dest", type=Path)
     r = sub.add_parser("run", help="grade /autograder/submission (inside Gradescope)")
     r.add_argument(
         "--root", type=Path, default=Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     )
-    r.add_argument("--isolation", choices=("bwrap", "process"))
+    r.add_argument("--isolation", choices=("auto", "bwrap", "process"), default="auto")
     args = parser.parse_args(argv)
     if args.command == "build":
-        print(build(registry.HOMEWORKS[args.homework], args.dest))
-    else:
-        out = run(args.root, args.isolation)
-        print(f"score {out['score']}")
+        print(build(homeworks.HOMEWORKS[args.homework], args.dest))
+        return 0
+    out = run(args.root, args.isolation)
+    if out is None:
+        return 1
+    print(f"score {out['score']}")
     return 0
 
 

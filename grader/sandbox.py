@@ -1,103 +1,96 @@
-"""Run one submission's code in a bubblewrap sandbox and bring back what it returned.
+"""Run one submission's code isolated and bounded, and bring back what it returned.
 
-:func:`run` writes the job (the notebook's code cells, the inputs of every trial) to a
-fresh scratch directory, starts ``grader/runner.py`` inside ``bwrap`` and reads the frames the
-runner writes to its standard output (the only way back: never files, never prints). The
-sandbox:
+A :class:`Sandbox` is prepared once per grading run; :meth:`Sandbox.run` writes one
+submission's job (its code cells, the inputs of every trial) to a fresh directory, starts
+``grader/runner.py`` through ``grader/confine.py`` and reads the frames the runner writes to
+its standard output (the only way back: never files, never prints). Two modes:
 
-- sees a minimal file system: the system's ``/usr``, ``/etc`` and libraries, the Python and
-  the virtual environment (read-only), ``bnlib`` and the runner (read-only, from the
-  checkout), the job's inputs (read-only), and small tmpfs for ``/tmp``, ``/dev/shm`` and
-  its working directory. Not the checkout, not the other submissions, not the grading
-  output, not the home directory;
-- has no network, its own PID namespace (``--unshare-pid``) and ``--die-with-parent``: when
-  the runner ends, or the grader kills the sandbox at the time limit, every process it
-  started ends with it, ``start_new_session`` or not;
-- runs as an unprivileged user: as root, the runner drops to a uid of its own, locked for
-  the sandbox's lifetime (so that the process limit, ``RLIMIT_NPROC``, bounds a fork bomb
-  to its own sandbox, even with other graders running);
-- is bounded: total time, memory (``RLIMIT_AS``), file size, number of processes, and the
-  bytes it may send back.
+- ``bwrap`` (bubblewrap, where user namespaces or root allow it): a file system of its own
+  (the system's ``/usr``, ``/etc`` and libraries, the Python and its packages, ``bnlib``
+  and the runner, read-only; the job's inputs read-only; small tmpfs for ``/tmp``,
+  ``/dev/shm`` and its working directory; not the checkout, not the other submissions,
+  not the grading output, not the home directory), no network (its own network
+  namespace), its own PID namespace (every process it starts ends with it), and, as root,
+  a uid of its own;
+- ``process`` (where namespaces are forbidden, as in Gradescope's containers; root only):
+  a uid of its own that owns nothing else, a private emptied working and temporary
+  directory, no network (seccomp: no socket but AF_UNIX), every process of that uid killed
+  before what it sent is read, its files in the shared temporary directories removed, and
+  the paths the grader keeps private (``Sandbox.private``) closed to other users while the
+  run lasts. A grader that is not root, without bubblewrap, runs no student code
+  (:class:`SandboxUnavailable` says how to fix it).
+
+Both are bounded by ``grader/confine.py``: cgroups where the machine allows (all of a
+submission's processes together: memory, CPU, processes), rlimits, a total time. Without
+cgroups, submissions run one at a time (:meth:`Sandbox.jobs`), so that none can slow
+another, and a watch on the submission's total memory (its processes' proportional set
+size, every 0.2 s) ends it past the limit.
 
 What comes back is parsed as data only: JSON headers and ``.npy`` arrays loaded with
-``allow_pickle=False``, numbers only, sizes checked before loading.
+``allow_pickle=False``, numbers only, sizes checked before loading. An error of the
+environment (the sandbox did not start) is the grader's failure (``Run.error``), never a
+student's zero.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import io
 import json
-import math
 import os
-import resource
 import shutil
-import struct
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 
 import numpy as np
 
-from bnlib.check import Returned, Trial
+from bnlib.check import Trial
+from grader import confine
+from grader.confine import Limits
+from grader.frames import Run, parse
+from grader.runtime import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).resolve().parent / "runner.py"
-MAGIC = b"BNBK"
-SLOT_UID_BASE = 61000  # as root, each sandbox runs as a free uid from here on
-UID_COUNT = 64
+ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "MPLBACKEND": "Agg",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "LANG": "C.UTF-8",
+}
+WATCH_SECONDS = 0.2
 
-
-@dataclass
-class Limits:
-    """What one submission may use."""
-
-    total: float = 300.0  # seconds for everything
-    cell: float = 60.0  # seconds per notebook cell
-    part: float = 30.0  # seconds per graded function (all its trials)
-    memory_mb: int = 4096  # address space per process
-    output_mb: int = 64  # bytes the sandbox may send back
-    file_mb: int = 64  # largest file it may write (in its tmpfs)
-    tmpfs_mb: int = 256  # size of its /tmp and of its working directory
-    processes: int = 256  # processes at once
-
-
-@dataclass
-class Run:
-    """What the sandbox gave back for one submission."""
-
-    cells: dict[int, dict] = field(default_factory=dict)  # index -> {"status", "detail"}
-    returned: dict[str, list[Returned]] = field(default_factory=dict)  # part -> per trial
-    parts: dict[str, str] = field(default_factory=dict)  # part -> done|timeout|crashed|missing
-    finished: bool = False  # the runner got to its end
-    cpu: float | None = None  # CPU seconds the submission used, when the runner said
-    timed_out: bool = False  # killed at the total time limit
-    overflow: bool = False  # sent back more than the limit
-    error: str = ""  # the sandbox itself failed (bwrap missing, ...)
+__all__ = ["Limits", "Run", "Sandbox", "SandboxUnavailable"]
 
 
 class SandboxUnavailable(RuntimeError):
-    pass
+    """No isolation can be had here; the message says how to get one."""
+
+
+# --------------------------------------------------------------------------------------
+# Which mode this machine allows
+# --------------------------------------------------------------------------------------
 
 
 def bwrap_path() -> str:
     path = shutil.which("bwrap")
     if path is None:
         raise SandboxUnavailable(
-            "bubblewrap (bwrap) is missing: the grader runs every submission in it. "
-            "Install it: sudo apt-get install -y bubblewrap (make grade does this as root)."
+            "bubblewrap (bwrap) is missing. Install it: sudo apt-get install -y bubblewrap "
+            "(make grade does this as root)."
         )
     return path
 
 
 def check_available() -> None:
     """Raise :class:`SandboxUnavailable`, saying what to do, unless bwrap works here."""
-    import subprocess
-
     cmd = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     cmd += ["--unshare-pid", "--unshare-net", "--die-with-parent", "true"]
     run = subprocess.run(cmd, capture_output=True, text=True)
@@ -106,6 +99,309 @@ def check_available() -> None:
             "bubblewrap cannot make a sandbox here: " + run.stderr.strip() + ". It needs "
             "user namespaces (sysctl kernel.unprivileged_userns_clone=1) or root."
         )
+
+
+def choose_mode(mode: str = "auto") -> str:
+    """``bwrap`` where it works; else ``process`` as root; else :class:`SandboxUnavailable`."""
+    if mode in ("auto", "bwrap"):
+        try:
+            check_available()
+            return "bwrap"
+        except SandboxUnavailable as exc:
+            if mode == "bwrap":
+                raise
+            why = str(exc)
+    else:
+        why = "asked for"
+    if os.getuid() == 0:
+        return "process"
+    raise SandboxUnavailable(
+        f"no isolation for student code here ({why}), so none is run. Without bubblewrap "
+        "the grader isolates a submission by running it as a user of its own, which needs "
+        "root. Either install bubblewrap where user namespaces are allowed (sudo apt-get "
+        "install -y bubblewrap), or run the grader as root (in a container, for one)."
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The sandbox of a grading run
+# --------------------------------------------------------------------------------------
+
+
+class Sandbox:
+    """The isolation of one grading run: its mode, its bounds, its runtime, prepared once;
+    :meth:`close` (or ``with``) removes what it made."""
+
+    def __init__(self, mode: str = "auto", limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.mode = choose_mode(mode)
+        self.root = os.getuid() == 0
+        self.work = Path(tempfile.mkdtemp(prefix="bnbook-grader-"))
+        self.work.chmod(0o711)  # crossed by the sandbox's uid, never listed
+        self.cgroups = confine.cgroup_parent(self.limits)
+        self.seccomp = confine.seccomp_available()
+        self.runtime = runtime(self.work / "runtime") if self.mode == "process" else None
+        self.slot = 0
+        self.private: list[Path] = []  # closed to other users while a process-mode run lasts
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.cgroups is not None:
+            self.cgroups.remove()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def jobs(self, requested: int) -> int:
+        """Submissions at once: as asked where cgroups bound each one's CPU and memory;
+        one at a time without them (no submission can then slow or starve another)."""
+        return max(1, requested) if self.cgroups is not None else 1
+
+    def describe(self) -> dict:
+        """What this run's sandbox is and bounds (for the reports and the command's output)."""
+        network = "own namespace" if self.mode == "bwrap" else "open"
+        if self.seccomp:
+            network = (network + ", " if self.mode == "bwrap" else "") + "seccomp: AF_UNIX only"
+        bounds = f"cgroup v{self.cgroups.version}" if self.cgroups else "rlimits, memory watch"
+        return {
+            "mode": self.mode,
+            "uid": "own" if self.root else "grader's",
+            "bounds": bounds,
+            "network": network,
+            "limits": {
+                "memory_mb": self.limits.memory_mb,
+                "cpus": self.limits.cpus,
+                "processes": self.limits.processes,
+                "total_s": self.limits.total,
+            },
+        }
+
+    @contextlib.contextmanager
+    def protect(self, paths: list[Path]):
+        """Close ``paths`` to other users (o-rwx) while the block runs, in process mode, so
+        that the sandbox's uid cannot read them; their modes are restored after."""
+        changed = []
+        try:
+            if self.mode == "process":
+                for path in paths:
+                    with contextlib.suppress(OSError):
+                        mode = path.stat().st_mode
+                        if mode & 0o007:
+                            path.chmod(stat.S_IMODE(mode) & ~0o007)
+                            changed.append((path, stat.S_IMODE(mode)))
+            yield
+        finally:
+            for path, mode in changed:
+                with contextlib.suppress(OSError):
+                    path.chmod(mode)
+
+    # -- one submission ------------------------------------------------------------------
+
+    def run(self, cells: list[str], parts: list[dict], trials: dict[str, list[Trial]]) -> Run:
+        """Run the cells, then each part's function on its trials, in a fresh sandbox.
+
+        ``parts``: ``[{"name", "function", "outputs": [names], "caller"}]``; ``trials``: per
+        part, the inputs (kept here: the sandbox gets copies on disk)."""
+        self.slot += 1
+        if not self.root:
+            return self._run(cells, parts, trials, None)
+        try:
+            with confine.free_uid(self.slot) as uid:
+                return self._run(cells, parts, trials, uid)
+        except OSError as exc:
+            return Run(error=f"the sandbox could not be prepared: {exc}")
+
+    def _run(self, cells, parts, trials, uid: int | None) -> Run:
+        tmp = Path(tempfile.mkdtemp(prefix="job-", dir=self.work))
+        cgroup = None
+        try:
+            tmp.chmod(0o711)
+            job = tmp / "job"
+            write_job(job, cells, parts, trials, self.limits)
+            try:
+                cgroup = self.cgroups.make(self.limits) if self.cgroups else None
+                cmd, env, fds = self.command(tmp, job, uid, cgroup)
+            except (OSError, SandboxUnavailable) as exc:
+                return Run(error=f"the sandbox could not be prepared: {exc}")
+            result = self.execute(cmd, env, fds, tmp, uid, cgroup)
+            for fd in fds:
+                os.close(fd)
+            result = parse(result.pop("out"), trials, result)
+            if cgroup is not None:
+                result.bounds = cgroup.settings()
+            return self.verify(result, uid)
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
+            if uid is not None and self.mode == "process":
+                confine.kill_uid(uid)
+                confine.sweep(uid)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def verify(self, result: Run, uid: int | None) -> Run:
+        """The grader's failure unless the runner said it was ready, as the expected uid."""
+        if result.error:
+            return result
+        if result.ready is None:
+            result.error = "the sandbox did not start: " + result.error_detail
+        elif uid is not None and result.ready.get("uid") != uid:
+            result.error = f"the sandbox ran as uid {result.ready.get('uid')}, not {uid}"
+        return result
+
+    def command(self, tmp: Path, job: Path, uid: int | None, cgroup) -> tuple[list, dict, list]:
+        """The command line (the wrapper, then bwrap or the runner), its environment, and
+        the file descriptors it inherits."""
+        limits, mb = self.limits, 2**20
+        rlimits = {
+            "AS": limits.memory_mb * mb,
+            "FSIZE": limits.file_mb * mb,
+            "CORE": 0,
+            "CPU": int(limits.total) + 10,
+            "NPROC": limits.processes if uid is not None else own_processes() + limits.processes,
+        }
+        procs = cgroup.procs if cgroup else []
+        fds = []
+        spec_path = job / "job.json"
+        spec = json.loads(spec_path.read_text())
+        if self.mode == "bwrap":
+            spec["uid"] = uid  # the runner drops to it inside (bwrap runs as root)
+            spec_path.write_text(json.dumps(spec))
+            seccomp_fd = None
+            if self.seccomp:
+                with open(tmp / "seccomp.bpf", "wb") as f:
+                    confine.seccomp_filter().export_bpf(f)
+                seccomp_fd = os.open(tmp / "seccomp.bpf", os.O_RDONLY)
+                os.set_inheritable(seccomp_fd, True)
+                fds.append(seccomp_fd)
+            inner = bwrap_command(job, uid, limits, seccomp_fd)
+            spec = confine.Spec(procs, rlimits)
+            return spec.argv(inner), None, fds
+        scratch = tmp / "scratch"
+        (scratch / "tmp").mkdir(parents=True)
+        shutil.copy2(RUNNER, job / "runner.py")
+        shutil.copytree(ROOT / "bnlib", job / "bnlib", ignore=shutil.ignore_patterns("__pycache__"))
+        spec.update(cwd=str(scratch), site=self.runtime.site)
+        spec_path.write_text(json.dumps(spec))
+        for path in [job, *job.rglob("*")]:  # the uid reads its job, no one else does
+            os.chown(path, 0, uid)
+            path.chmod(0o750 if path.is_dir() else 0o640)
+        for path in [scratch, scratch / "tmp"]:
+            os.chown(path, uid, uid)
+            path.chmod(0o700)
+        env = {**ENV, "HOME": str(scratch), "TMPDIR": str(scratch / "tmp")}
+        env |= {"MPLCONFIGDIR": str(scratch / "tmp"), "IPYTHONDIR": str(scratch / "tmp")}
+        env["LD_LIBRARY_PATH"] = self.runtime.libdir
+        inner = [self.runtime.python, "-s", "-E", str(job / "runner.py"), str(job)]
+        spec = confine.Spec(procs, rlimits, uid=uid, seccomp=self.seccomp)
+        return spec.argv(inner), env, fds
+
+    def execute(self, cmd, env, fds, tmp: Path, uid, cgroup) -> dict:
+        """Start it, read what it sends, watch its memory (without cgroups), end it at the
+        time limit, and kill everything it left before anything it sent is read."""
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp,
+            env=env or ENV,
+            pass_fds=fds,
+        )
+        cap = self.limits.output_mb * 2**20
+        out, err = bytearray(), bytearray()
+        state = {"overflow": False}
+
+        def drain(stream, buffer, limit):
+            while True:
+                chunk = stream.read1(65536)
+                if not chunk:
+                    return
+                if len(buffer) + len(chunk) > limit:
+                    state["overflow"] = True
+                    buffer += chunk[: max(0, limit - len(buffer))]
+                    proc.kill()
+                    return
+                buffer += chunk
+
+        readers = [
+            threading.Thread(target=drain, args=(proc.stdout, out, cap), daemon=True),
+            threading.Thread(target=drain, args=(proc.stderr, err, 64 * 1024), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + self.limits.total
+        timed_out = out_of_memory = False
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            if cgroup is None and self.memory(proc.pid, uid) > self.limits.memory_mb:
+                out_of_memory = True
+                break
+            time.sleep(WATCH_SECONDS)
+        # everything ends before what it sent is read: the cgroup, the uid, the session
+        if cgroup is not None:
+            cgroup.kill()
+        if uid is not None and self.mode == "process":
+            confine.kill_uid(uid)
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, 9)
+        proc.kill()
+        proc.wait()
+        for reader in readers:
+            reader.join(timeout=10)
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        return {
+            "out": bytes(out),
+            "timed_out": timed_out,
+            "overflow": state["overflow"],
+            "out_of_memory": out_of_memory or bool(cgroup and cgroup.oom_kills()),
+            "error_detail": " ".join(tail) or f"exit {proc.returncode}",
+        }
+
+    def memory(self, pid: int, uid: int | None) -> float:
+        """The submission's memory in MB, all its processes together (their proportional
+        set size, so that pages shared by forks count once)."""
+        by_uid = uid is not None and self.mode == "process"
+        pids = confine.processes_of(uid) if by_uid else process_tree(pid)
+        total = 0
+        for p in pids:
+            with contextlib.suppress(OSError, ValueError):
+                for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        return total / 1024
+
+
+def own_processes() -> int:
+    return len(confine.processes_of(os.getuid()))
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and its descendants (bubblewrap's PID namespace keeps orphans inside)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                text = Path(f"/proc/{entry}/stat").read_text()
+                ppid = int(text.rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += children.get(pid, [])
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# bubblewrap's command line
+# --------------------------------------------------------------------------------------
 
 
 def _system_mounts() -> list[str]:
@@ -146,20 +442,7 @@ def _python_mounts() -> tuple[list[str], str]:
     return args, python
 
 
-ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "MPLBACKEND": "Agg",
-    "MPLCONFIGDIR": "/tmp/matplotlib",
-    "IPYTHONDIR": "/tmp/ipython",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "LANG": "C.UTF-8",
-}
-
-
-def command(job: Path, work_uid: int | None, limits: Limits) -> list[str]:
+def bwrap_command(job: Path, uid: int | None, limits: Limits, seccomp_fd=None) -> list[str]:
     mounts, python = _python_mounts()
     size = str(limits.tmpfs_mb * 1024 * 1024)
     cmd = [bwrap_path(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
@@ -174,75 +457,17 @@ def command(job: Path, work_uid: int | None, limits: Limits) -> list[str]:
     cmd += ["--ro-bind", str(RUNNER), "/opt/bnbook/runner.py"]
     cmd += ["--ro-bind", str(job), "/grade"]
     cmd += ["--size", size, "--tmpfs", "/scratch"]
-    if work_uid is not None:
+    if uid is not None:
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--chmod", "1777", "/scratch"]
         cmd += ["--chmod", "1777", "/tmp", "--chmod", "1777", "/dev/shm"]
+    if seccomp_fd is not None:
+        cmd += ["--seccomp", str(seccomp_fd)]
     cmd += ["--chdir", "/scratch", "--clearenv"]
     env = {**ENV, "HOME": "/scratch", "PYTHONPATH": "/opt/bnbook"}
+    env |= {"MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython"}
     for key, value in env.items():
         cmd += ["--setenv", key, value]
     return cmd + ["--", python, "-s", "/opt/bnbook/runner.py", "/grade"]
-
-
-def _own_processes() -> int:
-    uid = os.getuid()
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                count += os.stat(f"/proc/{entry}").st_uid == uid
-            except OSError:
-                pass
-    return count
-
-
-def _limit(work_uid: int | None, limits: Limits, become: bool = False):
-    """preexec_fn: resource limits, inherited by bwrap and everything in the sandbox."""
-    # As root, the limit counts the slot's own uid; otherwise it counts all of this user's
-    # processes, so it allows the ones already running.
-    nproc = limits.processes if work_uid is not None else _own_processes() + limits.processes
-    mb = 1024 * 1024
-
-    def apply():
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb,) * 2)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb,) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if become:  # no sandbox: its own session, and the slot's user when we are root
-            os.setsid()
-            if work_uid is not None:
-                os.setgroups([])
-                os.setresgid(work_uid, work_uid, work_uid)
-                os.setresuid(work_uid, work_uid, work_uid)
-
-    return apply
-
-
-def _world_usable(path: str) -> bool:
-    """Every directory above ``path`` can be crossed, and it read, by any user."""
-    real = Path(os.path.realpath(path))
-    return bool(real.stat().st_mode & 0o005 == 0o005) and all(
-        p.stat().st_mode & 0o001 for p in real.parents
-    )
-
-
-def _kill_leftovers(pid: int, work_uid: int | None) -> None:
-    """Without a PID namespace: the session, and (as root) every process of the slot's uid."""
-    import signal
-
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    if work_uid is None:
-        return
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == work_uid:
-                    os.kill(int(entry), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def write_job(
@@ -267,247 +492,7 @@ def write_job(
         max_bytes = limits.output_mb * 2**20 // (4 * max(1, len(specs)))
         spec_parts.append({**part, "timeout": limits.part, "trials": specs, "max_bytes": max_bytes})
     spec = {"cells": cells, "cell_timeout": limits.cell, "parts": spec_parts, "cwd": "/scratch"}
+    job.mkdir(parents=True, exist_ok=True)
     (job / "job.json").write_text(json.dumps(spec))
-
-
-def run(
-    cells: list[str],
-    parts: list[dict],
-    trials: dict[str, list[Trial]],
-    limits: Limits,
-    slot: int = 0,
-    isolation: str = "bwrap",
-) -> Run:
-    """Run the cells, then each part's function on its trials, in a fresh sandbox.
-
-    ``parts``: ``[{"name", "function", "outputs": [names]}]``; ``trials``: per part, the
-    inputs (kept here: the sandbox gets copies on disk). ``isolation="process"`` runs
-    without bubblewrap (its own session and, as root, its own uid, the same limits): only
-    for a machine that is itself thrown away after one submission, like Gradescope's
-    containers.
-    """
-    if os.getuid() != 0:
-        return _run(cells, parts, trials, limits, None, isolation)
-    with _free_uid(slot) as uid:
-        return _run(cells, parts, trials, limits, uid, isolation)
-
-
-@contextlib.contextmanager
-def _free_uid(first: int):
-    """A uid of its own for one sandbox (root only), locked for as long as it runs, so that
-    concurrent graders never share one (its process limit, or the clean-up by uid)."""
-    locks = Path(tempfile.gettempdir()) / "bnbook-sandbox-uids"
-    locks.mkdir(mode=0o700, exist_ok=True)
-    if locks.is_symlink() or locks.stat().st_uid != 0:
-        raise SandboxUnavailable(f"{locks} is not root's own directory")
-    for k in range(UID_COUNT):
-        uid = SLOT_UID_BASE + (first + k) % UID_COUNT
-        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        try:
-            yield uid
-        finally:
-            os.close(fd)
-        return
-    raise SandboxUnavailable(f"no free sandbox uid: {UID_COUNT} sandboxes running at once?")
-
-
-def _run(cells, parts, trials, limits: Limits, work_uid: int | None, isolation: str) -> Run:
-    tag = f"bnbook-grader-{os.getpid()}"  # on every sandbox's command line: whose it is
-    with tempfile.TemporaryDirectory(prefix="bnbook-sandbox-") as tmp:
-        job = Path(tmp) / "job"
-        job.mkdir()
-        write_job(job, cells, parts, trials, limits)
-        spec = json.loads((job / "job.json").read_text())
-        spec["uid"] = work_uid
-        env = None
-        if isolation == "process":
-            scratch = Path(tmp) / "scratch"
-            scratch.mkdir()
-            if work_uid is not None:
-                os.chown(scratch, work_uid, work_uid)
-            spec["cwd"], spec["uid"] = str(scratch), None
-            python = os.path.join(os.path.realpath(sys.prefix), "bin", "python")
-            if work_uid is not None and not _world_usable(python):
-                return Run(error=f"{os.path.realpath(python)} is not usable by another user")
-            cmd = [python, "-s", str(RUNNER), str(job), tag]
-            env = {**ENV, "HOME": str(scratch), "PYTHONPATH": str(ROOT)}
-            env["MPLCONFIGDIR"] = env["IPYTHONDIR"] = str(scratch)
-        (job / "job.json").write_text(json.dumps(spec))
-        for path in [job, *job.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        Path(tmp).chmod(0o755)
-        if isolation != "process":
-            try:
-                cmd = command(job, work_uid, limits) + [tag]
-            except SandboxUnavailable as exc:
-                return Run(error=str(exc))
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            preexec_fn=_limit(work_uid, limits, become=isolation == "process"),
-            cwd=tmp,
-            env=env,
-        )
-        cap = limits.output_mb * 1024 * 1024
-        out, err = bytearray(), bytearray()
-        state = {"overflow": False}
-
-        def drain(stream, buffer, limit):
-            while True:
-                chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
-                if not chunk:
-                    return
-                if len(buffer) + len(chunk) > limit:
-                    state["overflow"] = True
-                    buffer += chunk[: max(0, limit - len(buffer))]
-                    proc.kill()
-                    return
-                buffer += chunk
-
-        readers = [
-            threading.Thread(target=drain, args=(proc.stdout, out, cap), daemon=True),
-            threading.Thread(target=drain, args=(proc.stderr, err, 64 * 1024), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=limits.total)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            proc.kill()  # bwrap's init dies with it (--die-with-parent): the whole sandbox
-            proc.wait()
-        if isolation == "process":
-            _kill_leftovers(proc.pid, work_uid)
-        for reader in readers:
-            reader.join(timeout=10)
-        result = parse(bytes(out), trials)
-        result.timed_out, result.overflow = timed_out, state["overflow"]
-        if not result.finished and not timed_out and not result.cells and not result.parts:
-            tail = err.decode(errors="replace").strip().splitlines()[-3:]
-            result.error = "the sandbox failed: " + (" ".join(tail) or f"exit {proc.returncode}")
-        return result
-
-
-# --------------------------------------------------------------------------------------
-# Reading what came back: data only
-# --------------------------------------------------------------------------------------
-
-
-def load_array(blob: bytes, max_bytes: int) -> np.ndarray:
-    """One ``.npy`` of numbers, its size checked against its header before it is loaded."""
-    stream = io.BytesIO(blob)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise ValueError(f"npy version {version}")
-    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
-        raise ValueError(f"dtype {dtype}")
-    count = math.prod(int(n) for n in shape)  # Python ints: no overflow to a small size
-    nbytes = count * dtype.itemsize
-    if nbytes > max_bytes or len(blob) - stream.tell() != nbytes:
-        raise ValueError("size does not match the header")
-    stream.seek(0)
-    array = np.load(stream, allow_pickle=False)
-    if type(array) is not np.ndarray:
-        raise ValueError("not an array")
-    return array
-
-
-def frames(data: bytes):
-    """``(header, [blob, ...])`` for each well-formed frame; stops at the first bad one."""
-    at = 0
-    while at + 12 <= len(data):
-        if data[at : at + 4] != MAGIC:
-            return
-        head_len, count = struct.unpack_from("<II", data, at + 4)
-        at += 12
-        if head_len > 1 << 16 or count > 64 or at + head_len > len(data):
-            return
-        try:
-            header = json.loads(data[at : at + head_len].decode())
-        except (ValueError, UnicodeDecodeError):
-            return
-        at += head_len
-        blobs = []
-        for _ in range(count):
-            if at + 8 > len(data):
-                return
-            (size,) = struct.unpack_from("<Q", data, at)
-            at += 8
-            if at + size > len(data):
-                return
-            blobs.append(data[at : at + size])
-            at += size
-        if isinstance(header, dict):
-            yield header, blobs
-
-
-def text(value, limit: int = 500) -> str | None:
-    """A string from the sandbox, made safe to show: printable, bounded."""
-    if value is None:
-        return None
-    value = "".join(ch if ch.isprintable() else " " for ch in str(value))
-    return value[:limit]
-
-
-def parse(data: bytes, trials: dict[str, list[Trial]]) -> Run:
-    result = Run()
-    for name, items in trials.items():
-        result.returned[name] = [Returned(problem="no result (it did not finish)") for _ in items]
-    for header, blobs in frames(data):
-        kind = header.get("type")
-        if kind == "cell" and isinstance(header.get("index"), int):
-            status = header.get("status")
-            if status in ("ok", "error", "timeout", "crashed"):
-                result.cells[header["index"]] = {
-                    "status": status,
-                    "detail": text(header.get("detail")) or "",
-                }
-        elif kind == "part" and header.get("part") in trials:
-            status = header.get("status")
-            if status in ("done", "timeout", "crashed", "missing"):
-                result.parts[header["part"]] = status
-        elif kind == "trial" and header.get("part") in trials:
-            items = trials[header["part"]]
-            k = header.get("k")
-            if not isinstance(k, int) or not 0 <= k < len(items):
-                continue
-            result.returned[header["part"]][k] = returned(header, blobs, items[k])
-        elif kind == "end":
-            result.finished = True
-        elif kind == "cpu" and isinstance(header.get("seconds"), (int, float)):
-            result.cpu = float(header["seconds"])
-    return result
-
-
-def returned(header: dict, blobs: list[bytes], trial: Trial) -> Returned:
-    n_out, n_after = header.get("outputs"), header.get("after")
-    problem, raised = text(header.get("problem")), text(header.get("raised"))
-    if not isinstance(n_out, int) or not isinstance(n_after, int) or n_out + n_after != len(blobs):
-        return Returned(problem="the sandbox's answer was malformed")
-    limit = 1 << 26
-    try:
-        arrays = [load_array(blob, limit) for blob in blobs]
-    except Exception as exc:  # whatever a malformed .npy raises
-        return Returned(problem=f"an output is not a plain array of numbers ({exc})")
-    outputs = arrays[:n_out]
-    after_arrays = iter(arrays[n_out:])
-    args_after = None
-    if n_after:
-        args_after = [
-            next(after_arrays, None) if isinstance(a, np.ndarray) else a for a in trial.args
-        ]
-    if problem is not None:
-        return Returned(problem=problem, raised=raised, args_after=args_after)
-    return Returned(outputs=outputs, args_after=args_after)
+    for path in [job, *job.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)

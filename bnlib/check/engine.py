@@ -38,11 +38,6 @@ class Mistake:
     deduction: float = 1.0  # points it costs, by default (a rubric file may change it)
 
 
-def coarser(a: np.dtype, b: np.dtype) -> np.dtype:
-    """The less precise of two dtypes (for comparing values across a dtype slip)."""
-    return min(np.dtype(a), np.dtype(b), key=lambda d: d.itemsize if d.kind == "f" else 0)
-
-
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
 
@@ -216,8 +211,8 @@ def assess(check: Check, trials: list[Trial], returned: list[Returned]) -> Check
 
     Everything here is computed from ``trials`` (the caller's own inputs) and the returned
     arrays: expected values come from ``check.reference`` on fresh copies of the inputs.
-    Per case: the values (compared at the tolerance of the less precise of the two dtypes,
-    so that a dtype slip is told apart from wrong numbers), the dtype, and whether an input
+    Per case: the values (compared at the tolerance of the case's dtype, the input's: never
+    the output's, so that returning float16 buys no slack), the dtype, and whether an input
     was changed in place are judged separately.
     """
     results: list[CaseResult] = []
@@ -243,7 +238,7 @@ def assess(check: Check, trials: list[Trial], returned: list[Returned]) -> Check
                 problems.append(f"{name} has shape {got.shape}; expected {exp.shape}")
                 values_ok = False
                 continue
-            if not close(got, exp, coarser(got.dtype, exp.dtype)):
+            if not close(got, exp, trial.dtype):
                 problems.append(f"{name} is wrong: {first_error(got, exp)}")
                 wrong[k].append(index)
                 values_ok = False

@@ -7,20 +7,19 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import shutil
 import textwrap
 
 import jupytext
 import nbformat
 import pytest
 
-from grader import grade, homework, sandbox
-from grader import parts as registry
+from grader import editions, grade, sandbox
+from grader import homeworks as registry
 
 HW = registry.HOMEWORKS["09_homework_2"]
 LIMITS = sandbox.Limits(total=90, cell=10, part=5)
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap missing")
+pytestmark = pytest.mark.xdist_group("grader")
 
 SOLUTIONS = {  # as a student would write them: NumPy only
     "group_norm_forward": """
@@ -54,7 +53,7 @@ MERGE_NO_DELTA = """
 
 def student_edition():
     nb = jupytext.read(HW.source)
-    return homework.plain_markdown(homework.student_edition(nb, HW.name))
+    return editions.plain_markdown(editions.student_edition(nb, HW.name))
 
 
 def replace_function(nb, name: str, code: str):

@@ -1,36 +1,14 @@
-"""The registry of graded homework: for each homework notebook, its graded parts.
+"""Points for one part, from the arrays the sandbox handed back, by the rubric.
 
-A **part** is one function the student writes, graded on its own:
-
-- ``function``: the name the grader looks up in the notebook (``bn_forward``);
-- ``points``: what the part is worth;
-- ``check``: a :class:`bnlib.check.Check`, which holds the function's argument and output
-  names, the reference (expected values), the classic mistakes (each a wrong reference, for
-  diagnoses), ``check.public()`` (the fixed cases the notebook's check cell shows) and
-  ``check.hidden(rng)`` (fresh random cases, drawn anew for every grading run);
-- ``deductions``: the rubric, points lost per diagnosed mistake (keyed by
-  :class:`bnlib.check.Mistake` ``key``), plus :data:`DTYPE` (an output in the wrong dtype),
-  :data:`IN_PLACE` (an input modified in place) and :data:`UNKNOWN` (a mistake without an
-  entry; default half the part's points);
-- ``assess``: the assessor, ``assess(part, trials, returned, points, deductions) ->
-  PartScore``; :func:`assess_part` by default. It runs in the grader's own process, on the
-  arrays the sandboxed kernel handed back.
-
-A **homework** is a notebook: ``name`` (the stem of its student notebook, e.g.
-``05_homework``, which ``grader/homework.py`` also stamps into the notebook's metadata),
-``source`` (its MyST Markdown, with the solutions) and ``parts``.
-
-To add a homework: write its checks as :class:`bnlib.check.Check` objects (reference,
-mistakes, public and hidden trials), then add a :class:`Homework` to :data:`HOMEWORKS`.
-``make homework`` then builds its editions and its Gradescope zip, and ``make grade``
-grades its notebooks.
-
-Scoring (:func:`score`), per part:
+Runs in the grader's own process, never in the sandbox: :func:`assess` compares what came
+back with the references (:func:`bnlib.check.assess`: expected values from the grader's own
+copies of the inputs, the tolerance from the input's dtype and the case, never from what the
+student returned), then :func:`score` gives the points. Per part:
 
     credit = points × (hidden cases whose values are right, or wrong by a diagnosed
                        mistake) / hidden cases
              − Σ deductions[mistake] over the diagnosed mistakes
-             − deductions[DTYPE] if any output had the wrong dtype
+             − deductions[DTYPE] if any output had another dtype than the input's
              − deductions[IN_PLACE] if any input was changed in place,
 
 floored at 0. Diagnoses, dtype and in-place changes are judged on every case, public and
@@ -40,8 +18,7 @@ diagnosed mistake loses that mistake's points, whatever number of cases the mist
 in; wrong values that no classic mistake explains, raises, wrong shapes and time-outs lose
 their cases' share.
 
-The rubric is configurable without editing code: ``grader/grade.py --rubric FILE`` reads a
-TOML file such as::
+The rubric is configurable without editing code: ``--rubric FILE`` reads a TOML file::
 
     [05_homework.forward]
     points = 5
@@ -51,19 +28,13 @@ TOML file such as::
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from bnlib import check
-from bnlib.check import Check, Returned, Trial
-
-ROOT = Path(__file__).resolve().parent.parent
-DTYPE = "dtype"
-IN_PLACE = "in_place"
-UNKNOWN = "unknown_mistake"
+from bnlib.check import Returned, Trial
+from grader.homeworks import DTYPE, HOMEWORKS, IN_PLACE, UNKNOWN, Homework, Part
 
 
 @dataclass
@@ -86,41 +57,16 @@ class PartScore:
         return dict(self.__dict__)
 
 
-def assess_part(
+def assess(
     part: Part,
     trials: list[Trial],
     returned: list[Returned],
     points: float,
     deductions: Mapping[str, float],
 ) -> PartScore:
-    """The default assessor: :func:`bnlib.check.assess`, then :func:`score`."""
+    """The part's grade: :func:`bnlib.check.assess` on what came back, then :func:`score`."""
     result = check.assess(part.check, trials, returned)
     return score(part, result, points, deductions, public=len(part.check.public()))
-
-
-@dataclass(frozen=True)
-class Part:
-    """One graded function of a homework (see the module's docstring)."""
-
-    name: str
-    function: str
-    points: float
-    check: Check
-    deductions: Mapping[str, float] = field(default_factory=dict)
-    assess: Callable[..., PartScore] = assess_part
-
-
-@dataclass(frozen=True)
-class Homework:
-    """A homework notebook: its name (the student notebook's stem), source and parts."""
-
-    name: str
-    source: Path
-    parts: tuple[Part, ...]
-
-    @property
-    def max_score(self) -> float:
-        return sum(p.points for p in self.parts)
 
 
 def score(
@@ -170,24 +116,28 @@ def score(
         lost = deductions.get(d.key, deductions.get(UNKNOWN, points / 2))
         out.deductions.append({"key": d.key, "points": lost, "message": d.message})
         credit -= lost
-    if any(c.dtype_wrong for c in result.cases):
-        names = sorted({n for c in result.cases for n in c.dtype_wrong})
-        lost = deductions.get(DTYPE, points / 8)
-        message = f"{', '.join(names)} not in the input's dtype"
-        out.deductions.append({"key": DTYPE, "points": lost, "message": message})
-        credit -= lost
-    if any(c.modified for c in result.cases):
-        names = sorted({n for c in result.cases for n in c.modified})
-        lost = deductions.get(IN_PLACE, points / 4)
-        message = f"changes its input {', '.join(names)} in place"
-        out.deductions.append({"key": IN_PLACE, "points": lost, "message": message})
-        credit -= lost
+    for key, names, message, default in (
+        (DTYPE, [c.dtype_wrong for c in result.cases], "{} not in the input's dtype", points / 8),
+        (IN_PLACE, [c.modified for c in result.cases], "changes its input {} in place", points / 4),
+    ):
+        found = sorted({n for case in names for n in case})
+        if found:
+            lost = deductions.get(key, default)
+            text = message.format(", ".join(found))
+            out.deductions.append({"key": key, "points": lost, "message": text})
+            credit -= lost
     out.points = round(max(0.0, credit), 2)
     return out
 
 
+# --------------------------------------------------------------------------------------
+# The rubric: the registry's points and deductions, a TOML file's entries over them
+# --------------------------------------------------------------------------------------
+
+
 def load_rubric(path: Path | None) -> dict:
-    """``{homework: {part: {"points": p, "deductions": {key: points}}}}`` from a TOML file."""
+    """``{homework: {part: {"points": p, "deductions": {key: points}}}}`` from a TOML file,
+    every name checked against the registry (a typo would never apply)."""
     if path is None:
         return {}
     rubric = tomllib.loads(Path(path).read_text())
@@ -226,58 +176,9 @@ def rubric_for(part: Part, homework: Homework, rubric: Mapping) -> tuple[float, 
     return float(entry.get("points", part.points)), deductions
 
 
-def draw_trials(part: Part, rng: np.random.Generator) -> list[Trial]:
-    """The trials a grading run makes: the public cases, then fresh hidden ones."""
-    return [*part.check.public(), *part.check.hidden(rng)]
-
-
-# --------------------------------------------------------------------------------------
-# The registry
-# --------------------------------------------------------------------------------------
-
-
-def deductions(check: Check, dtype: float, in_place: float) -> dict[str, float]:
-    """The part's default rubric: each classic mistake's own deduction (it carries it), and
-    the points a wrong dtype and an in-place change cost."""
-    return {**{m.key: m.deduction for m in check.mistakes}, DTYPE: dtype, IN_PLACE: in_place}
-
-
-HOMEWORK_05 = Homework(
-    name="05_homework",
-    source=ROOT / "chapters" / "05_homework.md",
-    parts=(
-        Part("forward", "bn_forward", 4, check.FORWARD, deductions(check.FORWARD, 0.5, 1)),
-        Part("backward", "bn_backward", 4, check.BACKWARD, deductions(check.BACKWARD, 0.5, 1)),
-        Part(
-            "running_stats",
-            "bn_running_stats",
-            2,
-            check.RUNNING_STATS,
-            deductions(check.RUNNING_STATS, 0.25, 0.5),
-        ),
-    ),
-)
-
-HOMEWORK_09 = Homework(  # the second homework (its checks: bnlib.check.homework_2)
-    name="09_homework_2",
-    source=ROOT / "chapters" / "09_homework_2.md",
-    parts=(
-        Part(
-            "group_norm",
-            "group_norm_forward",
-            4,
-            check.GROUP_NORM,
-            deductions(check.GROUP_NORM, 0.5, 1),
-        ),
-        Part(
-            "merge_stats",
-            "merge_stats",
-            3,
-            check.MERGE_STATS,
-            deductions(check.MERGE_STATS, 0.25, 0.5),
-        ),
-        Part("fold_bn", "fold_bn", 3, check.FOLD_BN, deductions(check.FOLD_BN, 0.25, 0.5)),
-    ),
-)
-
-HOMEWORKS: dict[str, Homework] = {hw.name: hw for hw in (HOMEWORK_05, HOMEWORK_09)}
+def effective_rubric(homework: Homework, rubric: Mapping) -> dict:
+    """``{part: {"points", "deductions"}}``: what a grading run of ``homework`` used."""
+    return {
+        p.name: dict(zip(("points", "deductions"), rubric_for(p, homework, rubric), strict=True))
+        for p in homework.parts
+    }

@@ -1,9 +1,9 @@
 """Write each homework's student and solutions editions, and its Gradescope autograder.
 
-    python grader/homework.py [--source chapters/05_homework.md ...] [--out _build/homework]
-                             [--no-html] [--no-check]
+    python -m grader.editions [--source chapters/05_homework.md ...] [--out _build/homework]
+                              [--no-html] [--no-check]
 
-For every homework registered in :mod:`grader.parts` (or each ``--source``), NAME being the
+For every homework registered in :mod:`grader.homeworks` (or each ``--source``), NAME being the
 source's stem (``05_homework``, ``09_homework_2``), writes
     OUT/student/NAME.ipynb     the notebook to hand out: solutions removed, no outputs
     OUT/solutions/NAME.ipynb   the notebook with the solutions, executed
@@ -162,8 +162,8 @@ def answer_cell(label: str, titles: dict[str, str]):
 
 
 def graded_functions() -> set[str]:
-    """The names of every graded function (``grader/parts.py``): the homework's parts."""
-    from grader.parts import HOMEWORKS
+    """The names of every graded function (``grader/homeworks.py``): the homework's parts."""
+    from grader.homeworks import HOMEWORKS
 
     return {part.function for hw in HOMEWORKS.values() for part in hw.parts}
 
@@ -450,21 +450,21 @@ def leaks(directory: Path, lines: list[str]) -> list[str]:
 def self_check(name: str, student_nb, solutions_nb) -> str:
     """Grade the two editions with the grader: the solutions must score full marks and the
     stubs nothing (a registry or an edition that drifted would show here)."""
-    from grader import grade, sandbox
-    from grader import parts as registry
+    from grader import grade, homeworks
+    from grader.sandbox import Sandbox, SandboxUnavailable
 
-    try:
-        sandbox.check_available()
-    except sandbox.SandboxUnavailable as exc:
-        return f"grader self-check skipped: {exc}"
-    homework = registry.HOMEWORKS[name]
+    homework = homeworks.HOMEWORKS[name]
     scores = {}
-    with tempfile.TemporaryDirectory(prefix="bnbook-selfcheck-") as tmp:
+    try:
+        sandbox = Sandbox()
+    except (SandboxUnavailable, OSError) as exc:
+        return f"grader self-check skipped: {exc}"
+    with sandbox, tempfile.TemporaryDirectory(prefix="bnbook-selfcheck-") as tmp:
         for edition, nb in (("solutions", solutions_nb), ("student", student_nb)):
             path = Path(tmp) / edition / f"{name}.ipynb"
             path.parent.mkdir()
             nbformat.write(nb, path)
-            report = grade.grade_notebook(path, path.name, {}, sandbox.Limits(), homework=homework)
+            report = grade.grade_notebook(path, path.name, homework, sandbox)
             scores[edition] = report["score"]
     if scores != {"solutions": homework.max_score, "student": 0}:
         raise SystemExit(f"{name}: the grader gave {scores}; expected full marks and zero")
@@ -473,7 +473,7 @@ def self_check(name: str, student_nb, solutions_nb) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from grader import gradescope
-    from grader import parts as registry
+    from grader import homeworks as registry
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -5,7 +5,6 @@ answer only where a question is asked, and runs with the stubs."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 from bnlib import check
+from grader import editions
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "chapters" / "09_homework_2.md"
@@ -23,16 +23,6 @@ FUNCTIONS = {  # bnlib.check's check -> the student's function
     "fold_bn": "fold_bn",
 }
 WRITTEN_QUESTIONS = ("hw2-special-cases", "hw2-merge-why", "hw2-fold-when")
-
-
-def load_homework_tool():
-    spec = importlib.util.spec_from_file_location("bnbook_homework", ROOT / "grader/homework.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-homework = load_homework_tool()
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +58,9 @@ def test_reference_solutions_pass_public_and_hidden_cases(source, name):
 
 
 def test_student_edition_contains_no_solution(source):
-    student = homework.student_edition(source)
+    student = editions.student_edition(source)
     text = text_of(student)
-    secret = homework.solution_lines(source)
+    secret = editions.solution_lines(source)
     assert len(secret) > 30
     assert [line for line in secret if line in text] == []
     for snippet in (  # independent of solution_lines: distinctive lines of the solutions
@@ -89,17 +79,17 @@ def test_student_edition_contains_no_solution(source):
 
 
 def test_student_edition_keeps_stubs_checks_and_asks_only_the_questions(source):
-    student = homework.student_edition(source)
+    student = editions.student_edition(source)
     code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
     for name, fn_name in FUNCTIONS.items():
         assert code.count(f"def {fn_name}(") == 1
         assert f"bnlib.check.{name}({fn_name})" in code
-    answers = [c for c in student.cells if homework.ANSWER in c.source]
+    answers = [c for c in student.cells if editions.ANSWER in c.source]
     assert len(answers) == len(WRITTEN_QUESTIONS)  # none where the answer is a function
-    assert all(c.source == homework.ANSWER for c in answers)
+    assert all(c.source == editions.ANSWER for c in answers)
     for label in WRITTEN_QUESTIONS:
         assert f":label: {label}" in text_of(source)
-    plain = homework.plain_markdown(student)
+    plain = editions.plain_markdown(student)
     markdown = "\n".join(c.source for c in plain.cells if c.cell_type == "markdown")
     for k in range(1, 7):
         assert f"**Exercise {k}.**" in markdown
@@ -109,7 +99,7 @@ def test_student_edition_keeps_stubs_checks_and_asks_only_the_questions(source):
 def test_student_edition_runs_with_the_stubs_and_only_numpy_and_bnlib(source):
     """Every code cell of the student edition, in order: the checks report "Not implemented
     yet", nothing raises, and no cell imports torch or myst_nb."""
-    student = homework.student_edition(source)
+    student = editions.student_edition(source)
     namespace: dict = {}
     shown = []
     for cell in student.cells:
