@@ -49,10 +49,10 @@ export const LABELS = {
     colRunningMean: "running_mean",
     colRunningVar: "running_var",
     runningNote:
-      "running_mean and running_var after this batch ({count} batches seen, momentum {p}); " +
+      "running_mean and running_var after this batch (batches seen: {count}, momentum {p}); " +
       "a fresh module starts from 0 and 1",
     runningNoteEval:
-      "evaluation mode normalizes with running_mean and running_var ({count} batches seen) " +
+      "evaluation mode normalizes with running_mean and running_var (batches seen: {count}) " +
       "and leaves them unchanged",
     output: "Output y = (x − μ)/√(σ² + ε)·γ + β",
     outputEval: "Output y = (x − running_mean)/√(running_var + ε)·γ + β",
