@@ -41,6 +41,8 @@ const bnlibjs = {
   simulate,
   /** The playground and explorers on this page, in page order (for the curious, and tests). */
   instances: [],
+  /** Mounts the elements asking for one under `root` (added later): returns the new ones. */
+  mount: (root) => mountAll(root),
 };
 window.bnlibjs = bnlibjs;
 
