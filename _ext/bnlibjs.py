@@ -1,4 +1,4 @@
-"""Batch norm in the page: the bundle of ``js/`` (``window.bnlibjs``, the playground, the explorers).
+"""Batch norm in the page: the bundle of ``js/`` (``window.bnlibjs``, playground, explorers).
 
 A local Sphinx extension (``_config.yml``, ``sphinx: local_extensions``).
 

@@ -30,6 +30,9 @@ import {
 } from "./simulate.js";
 
 const fixed2 = (v) => v.toFixed(2);
+/** Figures are laid out this many units wide: about the text column's width in CSS pixels,
+ * so that their text shows at the page's size. */
+const WIDTH = 660;
 
 /** The frame every explorer shares: a title, controls, a note, a caption, the figure. */
 function frame(root, t, titleKey, controls, svg) {
@@ -74,10 +77,10 @@ function legend(svg, x, y, entries) {
 export function epsExplorer(root, t, start = 1e-5) {
   const { x, shape } = epsInput(0);
   const C = shape[1];
-  const svg = figure(760, 300, t("epsFigure", { eps: formatEps(start) }));
+  const svg = figure(WIDTH, 290, t("epsFigure", { eps: formatEps(start) }));
   const power = (v) => (Math.round(Math.log10(v)) === 0 ? "1" : `1e${Math.round(Math.log10(v))}`);
   const rows = EPS.channelStds.map((s, c) => [c, t("epsRow", { v: power(s * s) })]);
-  const axes = new Axes(svg, { left: 118, top: 12, width: 622, height: 220 }, [-2.6, 2.6], [C - 0.5, -0.5], {
+  const axes = new Axes(svg, { left: 104, top: 8, width: WIDTH - 114, height: 220 }, [-2.6, 2.6], [C - 0.5, -0.5], {
     xTicks: [-2, -1, 0, 1, 2],
     yTicks: rows,
     xLabel: t("epsAxis"),
@@ -126,19 +129,18 @@ export function momentumExplorer(root, t, start = 0.1) {
   const n = DRIFT.batchSize;
   const steps = Array.from(population, (_, i) => i + 1);
   const means = Array.from(population, (_, i) => batches.subarray(i * n, (i + 1) * n).reduce((a, b) => a + b) / n);
-  const svg = figure(760, 312, "");
-  const box = { top: 12, height: 220 };
-  const left = new Axes(svg, { left: 62, width: 330, ...box }, [0, DRIFT.steps], [-2.5, 5.5], {
+  const svg = figure(WIDTH, 318, "");
+  const box = { top: 30, height: 220 };
+  const left = new Axes(svg, { left: 56, width: 270, ...box }, [0, DRIFT.steps], [-2.5, 5.5], {
     xLabel: t("step"),
     yLabel: t("meanAxis"),
-    yLabelOffset: 40,
+    yLabelOffset: 38,
   });
-  const right = new Axes(svg, { left: 500, width: 240, ...box }, [0, DRIFT.steps], [-3.3, 1.5], {
+  const right = new Axes(svg, { left: 385, width: WIDTH - 405, ...box }, [0, DRIFT.steps], [-3.3, 1.5], {
     xLabel: t("step"),
-    yLabel: t("errorAxis"),
     yTicks: [-3, -2, -1, 0, 1],
-    yLabelOffset: 40,
   });
+  svg.append(svgEl("text", { class: "bnbook-label", x: WIDTH - 20, y: 20, "text-anchor": "end" }, t("errorAxis")));
   const [w0, w1] = DRIFT.window;
   right.group.insertBefore(
     svgEl("rect", {
@@ -155,12 +157,12 @@ export function momentumExplorer(root, t, start = 0.1) {
   right.path("bnbook-line bnbook-dashed", { d: right.line([0, DRIFT.steps], [0, 0]) });
   const runningPath = left.path("bnbook-line bnbook-c0 bnbook-thick");
   const errorPath = right.path("bnbook-line bnbook-c0");
-  legend(svg, 72, 34, [
+  legend(svg, 64, box.top + 22, [
     ["bnbook-muted", t("batchMeans"), "dot"],
     ["bnbook-line bnbook-dashed", t("populationMean")],
     ["bnbook-line bnbook-c0 bnbook-thick", t("runningMean")],
   ]);
-  legend(svg, 500, 302, [["bnbook-window", t("window"), "box"]]);
+  legend(svg, 300, 312, [["bnbook-window", t("window"), "box"]]);
   let state = null;
   let momentum = start;
   let cumulative = false;
@@ -235,23 +237,26 @@ export function batchSizeExplorer(root, t, start = 8) {
   const pool = batchPool(0);
   const { mean: mu, std: sigma, trials, maxSize } = BATCH;
   const ideal = idealOutput();
-  const svg = figure(760, 310, "");
-  const box = { top: 12, height: 220, width: 190 };
+  const svg = figure(WIDTH, 290, "");
+  const box = { top: 8, height: 220, width: 184 };
+  const top = 0.55; // one y axis for the three panels: fractions of the same trials
+  const ticks = [0, 0.1, 0.2, 0.3, 0.4, 0.5];
   const panels = [
-    ["mean", t("batchMean"), 0.45, mu, t("populationMeanIs", { v: mu })],
-    ["var", t("batchVar"), 0.45, sigma ** 2, t("populationVarIs", { v: sigma ** 2 })],
-    ["output", t("batchOutput"), 0.55, ideal, t("evalOutputIs", { v: ideal.toFixed(2) })],
-  ].map(([key, xLabel, top, line, lineLabel], i) => {
+    ["mean", t("batchMean"), mu, t("populationMeanIs", { v: mu })],
+    ["var", t("batchVar"), sigma ** 2, t("populationVarIs", { v: sigma ** 2 })],
+    ["output", t("batchOutput"), ideal, t("evalOutputIs", { v: ideal.toFixed(2) })],
+  ].map(([key, xLabel, line, lineLabel], i) => {
     const edges = BATCH_BINS[key];
-    const axes = new Axes(svg, { left: 72 + i * 234, ...box }, [edges[0], edges[edges.length - 1]], [0, top], {
+    const left = 58 + i * (box.width + 12);
+    const axes = new Axes(svg, { left, ...box }, [edges[0], edges[edges.length - 1]], [0, top], {
       xLabel,
       yLabel: i === 0 ? t("fraction", { trials }) : null,
-      yLabelOffset: 50,
-      yTicks: [0, 0.1, 0.2, 0.3, 0.4, 0.5].filter((v) => v <= top).map((v) => [v, v.toFixed(1)]),
+      yLabelOffset: 42,
+      yTicks: ticks.map((v) => [v, i === 0 ? v.toFixed(1) : ""]),
     });
     const bars = axes.path("bnbook-bars");
     axes.path("bnbook-line bnbook-dashed bnbook-c3", { d: axes.line([line, line], [0, top]) });
-    legend(svg, 80 + i * 234, 32, [["bnbook-line bnbook-dashed bnbook-c3", lineLabel]]);
+    legend(svg, left + 6, 28, [["bnbook-line bnbook-dashed bnbook-c3", lineLabel]]);
     return { key, axes, bars, edges };
   });
   let state = null;

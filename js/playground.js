@@ -60,6 +60,7 @@ export function playground(root, t, options = {}) {
   const settingsBox = el("fieldset", { class: "bnbook-controls bnbook-settings" }, el("legend", {}, t("settings")));
   const affineBox = el("div", { class: "bnbook-controls" });
   const pooledNote = el("p", { class: "bnbook-note" });
+  const pooledList = el("ul", { class: "bnbook-pooled" });
   const statsTable = el("table", { class: "bnbook-stats" });
   const runningNote = el("p", { class: "bnbook-note" });
   const stepButtons = el(
@@ -85,6 +86,7 @@ export function playground(root, t, options = {}) {
       affineBox,
       errorLine,
       pooledNote,
+      pooledList,
       statsTable,
       runningNote,
       stepButtons,
@@ -212,28 +214,31 @@ export function playground(root, t, options = {}) {
     errorLine.hidden = !error;
     pooledNote.textContent = t("pooled", { m });
     const stats = result ?? batchOnlyStats();
-    const headers = ["colChannel", "colValues", "colMean", "colBiased", "colUnbiased", "colRunningMean", "colRunningVar"];
+    const headers = ["colChannel", "colMean", "colBiased", "colUnbiased", "colRunningMean", "colRunningVar"];
     const running = result ? result : module;
     const fmt = (v) => (Number.isFinite(v) ? formatFixed(v) : "—");
+    pooledList.replaceChildren(
+      ...Array.from({ length: C }, (_, c) => {
+        const groups = Array.from({ length: N }, (_, n) => {
+          const values = [];
+          for (let k = 0; k < H * W; k++) values.push(formatNumber(x[(n * C + c) * H * W + k]));
+          return el("span", { class: "bnbook-pool" }, values.join(" "));
+        });
+        return el("li", { class: `bnbook-row-c${c}` }, `${t("channel", { c })}: `, groups);
+      }),
+    );
     statsTable.replaceChildren(
       el("caption", {}, t("statsCaption")),
       el("thead", {}, el("tr", {}, headers.map((key) => el("th", { scope: "col" }, t(key))))),
-      el("tbody", {}, Array.from({ length: C }, (_, c) => {
-        const pooled = [];
-        for (let n = 0; n < N; n++) {
-          const values = [];
-          for (let k = 0; k < H * W; k++) values.push(formatNumber(x[(n * C + c) * H * W + k]));
-          pooled.push(el("span", { class: "bnbook-pool" }, values.join(" ")));
-        }
-        return el(
+      el("tbody", {}, Array.from({ length: C }, (_, c) =>
+        el(
           "tr",
           { class: `bnbook-row-c${c}` },
           el("th", { scope: "row" }, String(c)),
-          el("td", { class: "bnbook-pooled" }, pooled),
           [stats.mean[c], stats.var[c], stats.unbiasedVar[c], running.runningMean[c], running.runningVar[c]]
             .map((v) => el("td", { class: "bnbook-num" }, fmt(v))),
-        );
-      })),
+        ),
+      )),
     );
     const count = result ? result.numBatchesTracked : module.numBatchesTracked;
     const p = settings.momentum === null ? "None" : formatNumber(settings.momentum);
