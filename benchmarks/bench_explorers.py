@@ -9,8 +9,9 @@ each live explorer, sets its slider to a sequence of values the way a dragged sl
 - *+ layout*: the same, followed by a forced style and layout of the page (reading
   ``offsetHeight``), what the browser must do before it can paint the frame.
 
-The target is a redraw within one 60 Hz frame, 16.7 ms, for the slowest change (the worst,
-not the median). ``--throttle N`` repeats the measurement with Chromium's CPU throttled N
+The target is a redraw within one 60 Hz frame, 16.7 ms, for 95 % of the changes (the 95th
+percentile of *+ layout*; the slowest is printed too: on a busy machine it is often one
+change that waited for a core, or a garbage collection). ``--throttle N`` repeats the measurement with Chromium's CPU throttled N
 times (Chrome DevTools' ``Emulation.setCPUThrottlingRate``), a stand-in for a slow laptop or
 a phone. Timings on a shared machine are noisy: compare runs, never put them in a test.
 
@@ -78,17 +79,18 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def row(name: str, times: dict) -> float:
-    worst = max(times["layout"])
+    """Print median and max of *update*, median, 95th percentile and max of *+ layout*."""
+    p95 = statistics.quantiles(times["layout"], n=20)[-1]
     print(
         f"{name:28s} {statistics.median(times['update']):9.2f} {max(times['update']):9.2f}"
-        f" {statistics.median(times['layout']):10.2f} {worst:9.2f}"
+        f" {statistics.median(times['layout']):10.2f} {p95:9.2f} {max(times['layout']):9.2f}"
     )
-    return worst
+    return p95
 
 
 def measure(browser, base: str, changes: int, throttle: float) -> float:
     print(f"\nCPU throttling {throttle:g}×, {changes} changes each (ms)")
-    print(f"{'':28s} {'update':>9s} {'max':>9s} {'+ layout':>10s} {'max':>9s}")
+    print(f"{'':28s} {'update':>9s} {'max':>9s} {'+ layout':>10s} {'95 %':>9s} {'max':>9s}")
     worst = 0.0
     pages = {}
     for path, kind, positions in [*CASES, ("chapters/01_worked_example.html", "playground", [])]:
@@ -109,7 +111,7 @@ def measure(browser, base: str, changes: int, throttle: float) -> float:
     for page in pages.values():
         page.close()
     verdict = "within" if worst < FRAME_MS else "OVER"
-    print(f"slowest redraw: {worst:.2f} ms ({verdict} one 60 Hz frame, {FRAME_MS:.1f} ms)")
+    print(f"slowest 95th percentile: {worst:.2f} ms ({verdict} a 60 Hz frame, {FRAME_MS:.1f} ms)")
     return worst
 
 

@@ -45,7 +45,7 @@ function asArray(a, length, name) {
   if (a.length !== length) {
     throw new RangeError(`${name} must have ${length} values for this shape, got ${a.length}`);
   }
-  const out = Float64Array.from(a);
+  const out = a instanceof Float64Array ? a : Float64Array.from(a); // read, never written
   if (!out.every(Number.isFinite)) {
     throw new RangeError(`${name} holds a value that is not a finite number`);
   }

@@ -191,6 +191,7 @@ export function playground(root, t, options = {}) {
       field.input.dataset.index = String(i);
       return field.input;
     });
+    buildViews();
   }
 
   // -- computing and showing --------------------------------------------------------------
@@ -207,6 +208,28 @@ export function playground(root, t, options = {}) {
     render();
   }
 
+  let outputCells = []; // the output grid's entries, N, C, H, W order
+  let statCells = []; // the statistics table's entries: [channel][column]
+
+  /** The output grid and the statistics table for this shape (render fills them in). */
+  function buildViews() {
+    const C = shape[1];
+    outputCells = new Array(x.length);
+    tensorGrid(outputGrid, (n, c, h, w) => {
+      const cell = el("span", { class: "bnbook-num", title: t("outputCell", { n, c, h, w }) });
+      outputCells[index(shape, n, c, h, w)] = cell;
+      return cell;
+    });
+    const headers = ["colChannel", "colMean", "colBiased", "colUnbiased", "colRunningMean", "colRunningVar"];
+    statCells = Array.from({ length: C }, () => Array.from({ length: 5 }, () => el("td", { class: "bnbook-num" })));
+    statsTable.replaceChildren(
+      el("caption", {}, t("statsCaption")),
+      el("thead", {}, el("tr", {}, headers.map((key) => el("th", { scope: "col" }, t(key))))),
+      el("tbody", {}, statCells.map((cells, c) =>
+        el("tr", { class: `bnbook-row-c${c}` }, el("th", { scope: "row" }, String(c)), cells))),
+    );
+  }
+
   function render() {
     const [N, C, H, W] = shape;
     const m = N * H * W;
@@ -214,7 +237,6 @@ export function playground(root, t, options = {}) {
     errorLine.hidden = !error;
     pooledNote.textContent = t("pooled", { m });
     const stats = result ?? batchOnlyStats();
-    const headers = ["colChannel", "colMean", "colBiased", "colUnbiased", "colRunningMean", "colRunningVar"];
     const running = result ? result : module;
     const fmt = (v) => (Number.isFinite(v) ? formatFixed(v) : "—");
     pooledList.replaceChildren(
@@ -227,27 +249,15 @@ export function playground(root, t, options = {}) {
         return el("li", { class: `bnbook-row-c${c}` }, `${t("channel", { c })}: `, groups);
       }),
     );
-    statsTable.replaceChildren(
-      el("caption", {}, t("statsCaption")),
-      el("thead", {}, el("tr", {}, headers.map((key) => el("th", { scope: "col" }, t(key))))),
-      el("tbody", {}, Array.from({ length: C }, (_, c) =>
-        el(
-          "tr",
-          { class: `bnbook-row-c${c}` },
-          el("th", { scope: "row" }, String(c)),
-          [stats.mean[c], stats.var[c], stats.unbiasedVar[c], running.runningMean[c], running.runningVar[c]]
-            .map((v) => el("td", { class: "bnbook-num" }, fmt(v))),
-        ),
-      )),
-    );
+    statCells.forEach((cells, c) => {
+      const values = [stats.mean[c], stats.var[c], stats.unbiasedVar[c], running.runningMean[c], running.runningVar[c]];
+      cells.forEach((cell, k) => (cell.textContent = fmt(values[k])));
+    });
     const count = result ? result.numBatchesTracked : module.numBatchesTracked;
     const p = settings.momentum === null ? "None" : formatNumber(settings.momentum);
     runningNote.textContent = settings.training ? t("runningNote", { count, p }) : t("runningNoteEval", { count });
     outputTitle.textContent = settings.training ? t("output") : t("outputEval");
-    tensorGrid(outputGrid, (n, c, h, w) => {
-      const text = result ? formatFixed(result.y[index(shape, n, c, h, w)]) : "—";
-      return el("span", { class: "bnbook-num", title: t("outputCell", { n, c, h, w }) }, text);
-    });
+    outputCells.forEach((cell, i) => (cell.textContent = result ? formatFixed(result.y[i]) : "—"));
     live.textContent = Array.from({ length: C }, (_, c) =>
       t("summary", { c, mean: fmt(stats.mean[c]), var: fmt(stats.var[c]), unbiased: fmt(stats.unbiasedVar[c]) }),
     ).join(" ");
