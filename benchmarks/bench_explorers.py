@@ -11,9 +11,10 @@ each live explorer, sets its slider to a sequence of values the way a dragged sl
 
 The target is a redraw within one 60 Hz frame, 16.7 ms, for 95 % of the changes (the 95th
 percentile of *+ layout*; the slowest is printed too: on a busy machine it is often one
-change that waited for a core, or a garbage collection). ``--throttle N`` repeats the measurement with Chromium's CPU throttled N
-times (Chrome DevTools' ``Emulation.setCPUThrottlingRate``), a stand-in for a slow laptop or
-a phone. Timings on a shared machine are noisy: compare runs, never put them in a test.
+change that waited for a core, or a garbage collection). ``--throttle N`` repeats the
+measurement with Chromium's CPU throttled N times (Chrome DevTools'
+``Emulation.setCPUThrottlingRate``), a stand-in for a slow laptop or a phone. Timings on a
+shared machine are noisy: compare runs, never put them in a test.
 
 Run: ``.venv/bin/python benchmarks/bench_explorers.py [--throttle 4] [--changes 60]``
 """

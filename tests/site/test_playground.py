@@ -185,23 +185,6 @@ def test_one_value_per_channel_in_training_is_torch_error(playground_page):
     assert all(m and m.startswith(TORCH_WORDS) for m in messages), messages
 
 
-@pytest.mark.parametrize("path", LIVE_PAGES)
-def test_every_page_that_uses_it_has_bnlibjs(browser, base_url, path):
-    page, log = open_page(browser, base_url, path)
-    try:
-        kinds = page.evaluate(
-            """() => ({api: typeof window.bnlibjs?.forward + typeof window.bnlibjs?.backward,
-                       mounted: window.bnlibjs.instances.map(i => i.name),
-                       asked: [...document.querySelectorAll('[data-bnbook-live]')]
-                                .map(e => e.dataset.bnbookLive)})"""
-        )
-    finally:
-        page.context.close()
-    assert kinds["api"] == "functionfunction"
-    assert kinds["asked"] and kinds["mounted"] == kinds["asked"]
-    assert log.errors == [] and log.failed == [] and log.offsite == []
-
-
 def test_pages_without_it_do_not_load_it(site):
     for page in site.joinpath("chapters").glob("*.html"):
         html = page.read_text(encoding="utf-8")
@@ -576,29 +559,6 @@ def test_labels_follow_the_page_language(playground_page):
     assert "running statistics" not in labels["text"]
 
 
-def test_every_control_is_named_and_every_slider_reads_its_value(browser, base_url):
-    for path in LIVE_PAGES:
-        page, _ = open_page(browser, base_url, path)
-        try:
-            controls = page.evaluate(
-                """() => [...document.querySelectorAll(
-                        '.bnbook-live input, .bnbook-live button')].map(e => ({
-                    type: e.type,
-                    named: !!(e.getAttribute('aria-label') || e.labels?.length
-                              || e.textContent.trim()),
-                    valuetext: e.getAttribute('aria-valuetext'),
-                    tabbable: e.tabIndex >= 0,
-                }))"""
-            )
-            live_regions = page.locator(".bnbook-live [aria-live]").count()
-        finally:
-            page.context.close()
-        assert controls, path
-        assert all(c["named"] and c["tabbable"] for c in controls), path
-        assert all(c["valuetext"] for c in controls if c["type"] == "range"), path
-        assert live_regions >= 1, path
-
-
 def axe_violations(page, dark: bool) -> dict:
     """axe-core's violations of AXE_TAGS in the page's playground and explorers."""
     axe = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -619,14 +579,39 @@ def axe_violations(page, dark: bool) -> dict:
     )
 
 
+PAGE_CHECK = """() => ({
+    api: typeof window.bnlibjs?.forward + typeof window.bnlibjs?.backward,
+    mounted: window.bnlibjs.instances.map(i => i.name),
+    asked: [...document.querySelectorAll('[data-bnbook-live]')].map(e => e.dataset.bnbookLive),
+    controls: [...document.querySelectorAll('.bnbook-live input, .bnbook-live button')]
+        .map(e => ({
+            type: e.type,
+            named: !!(e.getAttribute('aria-label') || e.labels?.length || e.textContent.trim()),
+            valuetext: e.getAttribute('aria-valuetext'),
+            tabbable: e.tabIndex >= 0,
+        })),
+    liveRegions: document.querySelectorAll('.bnbook-live [aria-live]').length,
+})"""
+
+
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 @pytest.mark.parametrize("path", LIVE_PAGES)
-def test_axe_finds_no_wcag_violation(browser, base_url, path, dark):
-    page, _ = open_page(browser, base_url, path)
+def test_page_has_bnlibjs_named_controls_and_no_wcag_violation(browser, base_url, path, dark):
+    """window.bnlibjs is there and mounted every element that asks; every control is in the
+    tab order with an accessible name, every slider has a value text, the numbers are in a
+    live region; and axe-core finds no WCAG 2.2 AA violation in them, light and dark."""
+    page, log = open_page(browser, base_url, path)
     try:
+        state = page.evaluate(PAGE_CHECK)
         result = axe_violations(page, dark)
     finally:
         page.context.close()
+    assert state["api"] == "functionfunction"
+    assert state["asked"] and state["mounted"] == state["asked"]
+    assert state["controls"] and state["liveRegions"] >= 1
+    assert all(c["named"] and c["tabbable"] for c in state["controls"])
+    assert all(c["valuetext"] for c in state["controls"] if c["type"] == "range")
+    assert log.errors == [] and log.failed == [] and log.offsite == []
     assert result["checked"] > 20  # axe did look at the controls
     assert result["violations"] == [], json.dumps(
         result["violations"], indent=1, ensure_ascii=False
