@@ -10,7 +10,7 @@
  */
 
 import { ONE_VALUE_ERROR, forward } from "./bnlib.js";
-import { el, formatEps, formatNumber, slider } from "./dom.js";
+import { el, formatEps, formatNumber, slider, uid } from "./dom.js";
 import { Axes, figure, svgEl } from "./svg.js";
 import {
   BATCH,
@@ -36,7 +36,7 @@ const WIDTH = 660;
 
 /** The frame every explorer shares: a title, controls, a note, a caption, the figure. */
 function frame(root, t, titleKey, controls, svg) {
-  const title = el("p", { class: "bnbook-title", id: `${root.id || "bnbook"}-title` }, el("strong", {}, t(titleKey)));
+  const title = el("p", { class: "bnbook-title", id: uid("explorer-title") }, el("strong", {}, t(titleKey)));
   const note = el("p", { class: "bnbook-message", "aria-live": "polite" });
   const caption = el("p", { class: "bnbook-caption", "aria-live": "polite" });
   const box = el(
@@ -195,7 +195,7 @@ export function momentumExplorer(root, t, start = 0.1) {
       update();
     },
   });
-  const noneBox = el("input", { type: "checkbox", id: `${root.id || "bnbook"}-none` });
+  const noneBox = el("input", { type: "checkbox", id: uid("none") });
   noneBox.addEventListener("change", () => {
     cumulative = noneBox.checked;
     control.range.disabled = cumulative;

@@ -591,6 +591,10 @@ PAGE_CHECK = """() => ({
             tabbable: e.tabIndex >= 0,
         })),
     liveRegions: document.querySelectorAll('.bnbook-live [aria-live]').length,
+    duplicateIds: [...document.querySelectorAll('.bnbook-live [id]')].map(e => e.id)
+        .filter(id => document.querySelectorAll(`[id="${id}"]`).length > 1),
+    groupsNamedByOwnTitle: [...document.querySelectorAll('.bnbook-live [role="group"]')]
+        .every(g => g.querySelector('#' + g.getAttribute('aria-labelledby'))),
 })"""
 
 
@@ -609,6 +613,7 @@ def test_page_has_bnlibjs_named_controls_and_no_wcag_violation(browser, base_url
     assert state["api"] == "functionfunction"
     assert state["asked"] and state["mounted"] == state["asked"]
     assert state["controls"] and state["liveRegions"] >= 1
+    assert state["duplicateIds"] == [] and state["groupsNamedByOwnTitle"]
     assert all(c["named"] and c["tabbable"] for c in state["controls"])
     assert all(c["valuetext"] for c in state["controls"] if c["type"] == "range")
     assert log.errors == [] and log.failed == [] and log.offsite == []
