@@ -8,9 +8,9 @@ A local Sphinx extension (``_config.yml``, ``sphinx: local_extensions``).
   itself, nothing comes from a CDN.
 - Only the pages that use it load it: a page whose body has an element with a
   ``data-bnbook-live`` attribute (a chapter writes ``<div class="bnbook-live"
-  data-bnbook-live="eps"></div>`` in a Markdown cell) gets the script (deferred) and the
-  stylesheet. Jupyter shows nothing for that empty element; the chapter's ipywidgets explorer
-  is the live twin there.
+  data-bnbook-live="eps"></div>`` in a Markdown cell of its own, tagged ``page-only``) gets the
+  script (deferred) and the stylesheet. Jupyter shows nothing for that empty element; the
+  chapter's ipywidgets explorer is the live twin there.
 """
 
 from __future__ import annotations

@@ -47,9 +47,10 @@ export function formatFixed(v, decimals = 4) {
   return /^-0\.?0*$/.test(s) ? s.slice(1) : s;
 }
 
-/** ε as the explorer shows it: "1.0e-5". */
+/** ε as the explorer shows it, to three digits (one keyboard step, 1/100 of a decade,
+ * always changes the text): "1.00e-5". */
 export function formatEps(v) {
-  return v.toExponential(1).replace("e+", "e");
+  return v.toExponential(2).replace("e+", "e");
 }
 
 /**
@@ -127,9 +128,15 @@ export function slider({
   onValue,
 }) {
   const id = uid("slider");
+  const labelId = uid("slider-label");
+  // role and aria-value* repeat the native ones, for tools that look for the attributes
   const range = el("input", {
     id,
     type: "range",
+    role: "slider",
+    "aria-labelledby": labelId,
+    "aria-valuemin": min,
+    "aria-valuemax": max,
     min,
     max,
     step,
@@ -148,11 +155,13 @@ export function slider({
   });
   const set = (v, { fromBox = false } = {}) => {
     range.value = String(fromValue(v));
+    range.setAttribute("aria-valuenow", range.value);
     range.setAttribute("aria-valuetext", format(v));
     if (!fromBox) box.value = format(v);
     box.setAttribute("aria-invalid", "false");
     onValue(v);
   };
+  range.setAttribute("aria-valuenow", range.value);
   range.setAttribute("aria-valuetext", format(value));
   range.addEventListener("input", () => set(toValue(Number(range.value))));
   box.addEventListener("change", () => {
@@ -168,6 +177,6 @@ export function slider({
   box.addEventListener("keydown", (event) => {
     if (event.key === "Enter") box.dispatchEvent(new Event("change"));
   });
-  const node = el("div", { class: "bnbook-slider" }, el("label", { for: id }, label), range, box);
+  const node = el("div", { class: "bnbook-slider" }, el("label", { for: id, id: labelId }, label), range, box);
   return { range, box, node, set };
 }

@@ -404,12 +404,12 @@ def test_eps_slider_by_keyboard_pointer_and_typing(explorer_pages):
     page = explorer_pages["eps"]
     root = live(page, "eps")
     slider = root.get_by_role("slider", name="ε, on a log scale from 1e-10 to 1")
-    assert slider.get_attribute("aria-valuetext") == "1.0e-5"
+    assert slider.get_attribute("aria-valuetext") == "1.00e-5"
     assert check_eps(page) == pytest.approx(1e-5)
     before = drawn(page, "eps")
     slider.focus()
     slider.press("End")
-    assert check_eps(page) == 1.0 and slider.get_attribute("aria-valuetext") == "1.0e0"
+    assert check_eps(page) == 1.0 and slider.get_attribute("aria-valuetext") == "1.00e0"
     assert "shrinks every output" in root.locator(".bnbook-message").inner_text()
     assert drawn(page, "eps") != before
     slider.press("Home")
@@ -426,7 +426,7 @@ def test_eps_slider_by_keyboard_pointer_and_typing(explorer_pages):
     typed.fill("3.5e-4")
     typed.press("Enter")
     assert check_eps(page) == 3.5e-4  # exactly what was typed
-    assert slider.get_attribute("aria-valuetext") == "3.5e-4"
+    assert slider.get_attribute("aria-valuetext") == "3.50e-4"
     typed.fill("2")  # out of range: refused
     typed.press("Enter")
     assert typed.get_attribute("aria-invalid") == "true" and check_eps(page) == 3.5e-4
@@ -624,14 +624,24 @@ def test_page_has_bnlibjs_named_controls_and_no_wcag_violation(browser, base_url
 
 
 def test_jupyter_shows_nothing_broken(site):
-    """In the downloaded notebooks the explorers are empty elements in Markdown cells
-    (Jupyter renders nothing for them); the Jupyter explorers are the code cells beside."""
+    """In a downloaded notebook the page's elements are dropped (their Markdown cells are
+    tagged page-only) or stay empty <div>s, which Jupyter renders as nothing; the explorers
+    for Jupyter are the code cells beside them."""
     nbformat = pytest.importorskip("nbformat")
-    found = 0
-    for path in {PLAYGROUND, *EXPLORERS.values()}:
+    jupyter_twins = {
+        EXPLORERS["eps"]: ["widgets.eps_explorer()"],
+        EXPLORERS["momentum"]: ["widgets.momentum_explorer()", "widgets.batch_size_explorer()"],
+    }
+    for path in LIVE_PAGES:
         notebook = nbformat.read(SITE / "_sources" / path.replace(".html", ".ipynb"), 4)
         for cell in notebook.cells:
             for match in re.finditer(r"<div[^>]*data-bnbook-live[^>]*>(.*?)</div>", cell.source):
-                assert cell.cell_type == "markdown" and match.group(1) == ""
-                found += 1
-    assert found == 4
+                assert cell.cell_type == "markdown" and match.group(1) == "", path
+        code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+        assert all(call in code for call in jupyter_twins.get(path, [])), path
+    for path in LIVE_PAGES:  # and in the chapters' sources, a cell of their own, page-only
+        source = (ROOT / path.replace(".html", ".md")).read_text(encoding="utf-8")
+        cells = re.findall(
+            r'\+\+\+ \{"tags": \["page-only"\]\}\n\n(<div[^\n]*></div>)\n\n(?:\+\+\+|```)', source
+        )
+        assert cells and all("data-bnbook-live" in div for div in cells), path
