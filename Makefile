@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SETUP := $(VENV)/.setup-done
 BOOK_LOG := _build/book.log
 
-.PHONY: setup book test unit lint bench clean
+.PHONY: setup book test unit lint js-test bench clean
 
 $(SETUP): requirements.txt pyproject.toml book/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ $(NPM_DONE): package.json package-lock.json
 	  apt-get install -y -q npm; } || { echo "npm is missing: install Node.js and npm"; exit 1; }
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
+
+# The in-page JavaScript (js/: window.bnlibjs, the playground, the explorers): its unit tests
+# on Node's built-in runner (node comes with npm).
+js-test: $(NPM_DONE)
+	node --test js/test/
 
 # -W: warnings are errors; -n: nitpicky; execution is forced in _config.yml, so a cell
 # that raises fails the build.
@@ -67,7 +72,7 @@ $(BWRAP):
 	  bubblewrap: sudo apt-get install -y bubblewrap"; exit 1; }
 	apt-get update -q && apt-get install -y -q bubblewrap
 
-test: $(SETUP) lint book $(CHROMIUM) $(BWRAP)
+test: $(SETUP) lint js-test book $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 bench: $(SETUP)

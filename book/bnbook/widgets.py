@@ -1,45 +1,33 @@
-r"""Explorers: sliders that recompute with bnlib and redraw one figure in place.
+r"""Explorers for readers running a chapter in Jupyter: sliders that recompute with bnlib and
+redraw one figure in place.
 
-Three explorers, each in two forms:
-
-=====================  ======================================  ===========================
-idea                   live (needs a kernel)                   static page (no kernel)
-=====================  ======================================  ===========================
-ε                      :func:`eps_explorer`                    :func:`eps_explorer_static`
-momentum (drift)       :func:`momentum_explorer`               :func:`momentum_explorer_static`
-batch size             :func:`batch_size_explorer`             :func:`batch_size_explorer_static`
-=====================  ======================================  ===========================
-
-- A *live* explorer is an :class:`Explorer` (an ``ipywidgets.VBox``): a slider, a message
-  line and one matplotlib figure. Moving the slider recomputes with bnlib, updates the
-  figure's *moving* artists in place (``set_data``) and re-renders: the still parts (axes,
-  ticks, legends) are drawn once and kept as a background, and only the moving artists
-  are drawn over it (blitting), which keeps a change well under 50 ms. Extreme settings
-  (batch size 1, ε tiny, momentum 0 or 1) show a message in the widget, never a traceback.
-- A *static* explorer works on the rendered page with no kernel and no network: its frames
-  are the same figure computed with bnlib at build time over the slider's range, and the
-  slider is linked in the browser (``jslink``) to a ``Stack`` of those images.
-
-Both render at :data:`DPI` (twice the 72 dpi the figure is laid out for) and show the image
-at the figure's size in CSS pixels, so text stays sharp on any screen.
-
-How a chapter uses them (``remove-input`` hides the code on the page)::
-
-    ```{code-cell} ipython3
-    :tags: [remove-input]
-    from bnbook import widgets
-
-    widgets.eps_explorer_static()
-    ```
+Three explorers, one idea each: ε (:func:`eps_explorer`), momentum on a drifting stream
+(:func:`momentum_explorer`) and batch size (:func:`batch_size_explorer`). On the book's web
+page (no kernel) their twins are computed in the page's JavaScript (``js/explorers.js``,
+mounted where a chapter writes ``<div class="bnbook-live" data-bnbook-live="eps"></div>``), so
+a chapter hides the Jupyter one from the page::
 
     ```{code-cell} ipython3
     :tags: [remove-cell]
-    # Live explorer: needs a running kernel (Jupyter, Colab, Binder); hidden on the web page.
     widgets.eps_explorer()
     ```
 
 (replace ``eps`` by ``momentum`` or ``batch_size``). Each function takes its starting value
 as an argument, e.g. ``widgets.momentum_explorer(momentum=0.3)``.
+
+- A *live* explorer is an :class:`Explorer` (an ``ipywidgets.VBox``): a slider, a message
+  line and one matplotlib figure. Moving the slider recomputes with bnlib (or with
+  :mod:`bnbook.simulate`, which calls bnlib), updates the figure's *moving* artists in place
+  (``set_data``) and re-renders: the still parts (axes, ticks, legends) are drawn once and
+  kept as a background, and only the moving artists are drawn over it (blitting), which keeps
+  a change well under 50 ms. Extreme settings (batch size 1, ε tiny, momentum 0 or 1) show a
+  message in the widget, never a traceback.
+- :func:`static_explorer` links a slider in the browser (``jslink``) to a ``Stack`` of frames
+  computed at build time: the training explorer of chapter 6 (``bnbook.train_figures``), whose
+  runs are too slow to recompute in a page, uses it.
+
+Both render at :data:`DPI` (twice the 72 dpi the figure is laid out for) and show the image
+at the figure's size in CSS pixels, so text stays sharp on any screen.
 """
 
 from __future__ import annotations
@@ -62,8 +50,10 @@ from bnbook.simulate import (
     DRIFT_RAMP,
     POPULATION_MEAN,
     POPULATION_STD,
+    _trials_as_channels,
     drifting_batches,
-    sample_batches,
+    probe_outputs,
+    track_running_stats,
 )
 from bnbook.style import GREY, PALETTE, styled
 from bnbook.style import color as palette_color
@@ -257,18 +247,6 @@ def static_explorer(
     return box
 
 
-def _frames(draw: DrawFunction, renderer: Renderer, values: Sequence[float]) -> list:
-    """``(caption, message, png)`` for each value; no png when the value cannot be drawn."""
-    frames = []
-    for value in values:
-        try:
-            caption, note = draw(value)
-            frames.append((caption, note, renderer.png()))
-        except (ValueError, TypeError) as exc:
-            frames.append(("", str(exc), None))
-    return frames
-
-
 # --------------------------------------------------------------------------------------
 # ε: what the small constant under the square root does
 # --------------------------------------------------------------------------------------
@@ -278,9 +256,6 @@ def _frames(draw: DrawFunction, renderer: Renderer, values: Sequence[float]) -> 
 EPS_CHANNEL_STDS: tuple[float, ...] = (1.0, 0.1, 0.01, 0.001)
 #: The slider's range, as powers of ten (the chapter's figure spans the same range).
 EPS_MIN_EXPONENT, EPS_MAX_EXPONENT = -10, 0
-EPS_STATIC_VALUES: tuple[float, ...] = tuple(
-    10.0**k for k in range(EPS_MIN_EXPONENT, EPS_MAX_EXPONENT + 1)
-)
 
 
 @functools.cache
@@ -379,22 +354,6 @@ def eps_explorer(eps: float = 1e-5) -> Explorer:
     return Explorer("ε under the square root", slider, figure, artists, draw, moving)
 
 
-def eps_explorer_static(eps: float = 1e-5) -> ipywidgets.VBox:
-    """Static page: the ε explorer's figure at ε = 1e-10, 1e-9, …, 1, switched in the browser."""
-    figure, _, draw, moving = _eps_figure()
-    renderer = Renderer(figure, moving)
-    values = EPS_STATIC_VALUES
-    start = int(np.argmin(np.abs(np.log10(values) - math.log10(eps))))
-    return static_explorer(
-        "ε under the square root (ε on the slider)",
-        [f"{v:.0e}" for v in values],
-        _frames(draw, renderer, values),
-        start,
-        "eps_explorer",
-        renderer.css_width,
-    )
-
-
 # --------------------------------------------------------------------------------------
 # Momentum: how the running mean follows a drifting stream
 # --------------------------------------------------------------------------------------
@@ -402,36 +361,28 @@ def eps_explorer_static(eps: float = 1e-5) -> ipywidgets.VBox:
 #: The momentum example: the drifting stream of bnbook.simulate (one channel, batches of 16
 #: values, DRIFT_STEPS steps), the same as the chapter's drift figure.
 MOMENTUM_BATCH_SIZE = 16
-MOMENTUM_STATIC_VALUES: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3, 0.6, 1.0)
 #: Where lag and noise are measured: the second half of the ramp.
 MOMENTUM_WINDOW = slice(DRIFT_HOLD + DRIFT_RAMP // 2, DRIFT_HOLD + DRIFT_RAMP)
 
 
 @functools.cache
-def _drift_stream() -> tuple[np.ndarray, np.ndarray]:
-    """(batch means, population mean) of the drifting stream, each of shape (steps,)."""
+def _drift_stream() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(batches, batch means, population mean) of the drifting stream: the batches of shape
+    (steps, N, 1, 1, 1) from :func:`bnbook.simulate.drifting_batches`, their means and the
+    population mean of shape (steps,)."""
     batches, population = drifting_batches(MOMENTUM_BATCH_SIZE, seed=0)
-    steps, n = batches.shape[:2]
-    # every batch laid side by side as a channel: one bnlib call for all batch means
-    means, _ = batch_stats(batches[:, :, 0].transpose(1, 0, 2, 3))
-    means.flags.writeable = False
-    return means, population
+    means = batches.mean(axis=(1, 2, 3, 4), dtype=np.float64)
+    for array in (batches, means):
+        array.flags.writeable = False
+    return batches, means, population
 
 
 def momentum_running_mean(momentum: float) -> np.ndarray:
-    """``running_mean`` after each batch of the drifting stream, shape ``(steps,)``.
-
-    PyTorch's rule ``r ← (1 − p)·r + p·b`` from ``r = 0``, with ``b`` each batch's mean
-    from :func:`bnlib.batch_stats`.
-    """
-    means, _ = _drift_stream()
-    p = float(momentum)
-    running = np.empty_like(means)
-    r = 0.0
-    for t, b in enumerate(means):
-        r = (1 - p) * r + p * b
-        running[t] = r
-    return running
+    """``running_mean`` after each batch of the drifting stream, shape ``(steps,)``: a fresh
+    :class:`bnlib.BatchNorm2d` with this momentum fed the stream batch by batch
+    (:func:`bnbook.simulate.track_running_stats`)."""
+    batches, _, _ = _drift_stream()
+    return track_running_stats(batches, float(momentum)).running_mean[1:, 0]
 
 
 def momentum_message(momentum: float) -> str:
@@ -453,7 +404,7 @@ def momentum_message(momentum: float) -> str:
 def _momentum_figure() -> tuple[Figure, dict, DrawFunction, list]:
     figure = Figure(figsize=(9, 3.4), layout="constrained")
     ax, ax_err = figure.subplots(1, 2, width_ratios=(1.25, 1))
-    means, population = _drift_stream()
+    _, means, population = _drift_stream()
     steps = np.arange(1, means.size + 1)
     ax.plot(steps, means, ".", ms=2.5, color=GREY, label="each batch's mean")
     ax.plot(steps, population, "--", color="black", lw=1.2, label="population mean")
@@ -505,22 +456,6 @@ def momentum_explorer(momentum: float = 0.1) -> Explorer:
     return Explorer("Momentum on a drifting stream", slider, figure, artists, draw, moving)
 
 
-def momentum_explorer_static(momentum: float = 0.1) -> ipywidgets.VBox:
-    """Static page: the momentum explorer's figure at 0, 0.01, 0.03, 0.1, 0.3, 0.6 and 1."""
-    figure, _, draw, moving = _momentum_figure()
-    renderer = Renderer(figure, moving)
-    values = MOMENTUM_STATIC_VALUES
-    start = int(np.argmin(np.abs(np.asarray(values) - momentum)))
-    return static_explorer(
-        "Momentum on a drifting stream (momentum on the slider)",
-        [f"{v:g}" for v in values],
-        _frames(draw, renderer, values),
-        start,
-        "momentum_explorer",
-        renderer.css_width,
-    )
-
-
 # --------------------------------------------------------------------------------------
 # Batch size: how much batch statistics scatter, and what that does to the outputs
 # --------------------------------------------------------------------------------------
@@ -536,30 +471,22 @@ _OUT_BINS = np.linspace(-3.0, 3.0, 61)
 
 def batch_size_data(batch_size: int) -> dict[str, np.ndarray | float]:
     r"""Statistics of ``BATCH_TRIALS`` batches of ``batch_size`` values (1×1 pixels) from
-    channel 0 of bnbook.simulate's population (mean 3, std 2), all computed by bnlib.
+    channel 0 of bnbook.simulate's population (mean 3, std 2).
 
-    Returns ``mean`` and ``var`` (each batch's mean and biased variance, from
-    :func:`bnlib.batch_stats`), ``output`` (the training-mode output of a fixed probe value
-    ``μ + σ`` put in place of each batch's first value, from :func:`bnlib.batch_norm`) and
-    ``ideal`` (``(probe − μ)/√(σ² + ε)``, what evaluation mode with converged statistics
-    gives). Batch size 1 raises bnlib's ValueError: one value per channel has no variance.
+    Returns ``output`` and ``ideal`` from :func:`bnbook.simulate.probe_outputs` (the
+    training-mode output of a fixed probe value ``μ + σ`` put in place of each batch's first
+    value, computed by bnlib; and ``(probe − μ)/√(σ² + ε)``, what evaluation mode with
+    converged statistics gives), and ``mean`` and ``var``, the mean and biased variance of
+    the same batches before the probe went in (:func:`bnlib.batch_stats`). Batch size 1
+    raises a ValueError: one value per channel has no variance.
     """
     batch_size = int(batch_size)
-    mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
-    stream = sample_batches(BATCH_TRIALS, batch_size, seed=batch_size)  # (T, N, C, 1, 1)
-    # Channel 0 of every trial, trials laid side by side as channels: (N, T, 1, 1). Batch
-    # norm treats channels independently, so one bnlib call handles every trial at once.
-    x = np.ascontiguousarray(stream[:, :, 0].transpose(1, 0, 2, 3))
-    mean, var = batch_stats(x)
-    probe = mu + sigma
-    x[0] = probe  # now image 0 of every batch is the same probe value
-    output = batch_norm(x, training=True)[0, :, 0, 0]  # raises for batch size 1
-    return {
-        "mean": mean,
-        "var": var,
-        "output": output.astype(np.float64),
-        "ideal": (probe - mu) / math.sqrt(sigma**2 + 1e-5),
-    }
+    population = {"mean": POPULATION_MEAN[:1], "std": POPULATION_STD[:1], "seed": batch_size}
+    output, ideal = probe_outputs(batch_size, trials=BATCH_TRIALS, **population)
+    # the same batches probe_outputs drew, laid side by side as channels: (N, trials, 1, 1)
+    batches, _, _ = _trials_as_channels(BATCH_TRIALS, batch_size, height=1, width=1, **population)
+    mean, var = batch_stats(batches)
+    return {"mean": mean, "var": var, "output": output[:, 0], "ideal": float(ideal[0])}
 
 
 def batch_size_message(batch_size: int) -> str:
@@ -657,17 +584,3 @@ def batch_size_explorer(batch_size: int = 8) -> Explorer:
         layout=ipywidgets.Layout(width="60%"),
     )
     return Explorer("Batch size and noisy batch statistics", slider, figure, artists, draw, moving)
-
-
-def batch_size_explorer_static(batch_size: int = 8) -> ipywidgets.VBox:
-    """Static page: the batch-size explorer's figure at every batch size of the slider."""
-    figure, _, draw, moving = _batch_size_figure()
-    renderer = Renderer(figure, moving)
-    return static_explorer(
-        "Batch size and noisy batch statistics (batch size on the slider)",
-        [str(b) for b in BATCH_SIZES],
-        _frames(draw, renderer, BATCH_SIZES),
-        BATCH_SIZES.index(batch_size),
-        "batch_size_explorer",
-        renderer.css_width,
-    )

@@ -12,7 +12,12 @@ import pytest
 import torch
 
 from bnbook import widgets
-from bnbook.simulate import POPULATION_MEAN, POPULATION_STD, drifting_batches, sample_batches
+from bnbook.simulate import (
+    POPULATION_MEAN,
+    POPULATION_STD,
+    _trials_as_channels,
+    drifting_batches,
+)
 
 
 def stairs_values(artist) -> np.ndarray:
@@ -98,10 +103,14 @@ def test_momentum_extremes_show_a_message(momentum, words):
 def test_batch_size_explorer_plots_bnlib_statistics(batch_size):
     explorer = widgets.batch_size_explorer(batch_size=8)
     explorer.slider.value = batch_size
-    stream = sample_batches(widgets.BATCH_TRIALS, batch_size, seed=batch_size)
-    values = stream[:, :, 0, 0, 0].astype(np.float64)  # (trials, N), channel 0
+    # the batches simulate.probe_outputs draws: (N, trials, 1, 1), trials as channels
+    mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
+    stream, _, _ = _trials_as_channels(
+        widgets.BATCH_TRIALS, batch_size, (mu,), (sigma,), 1, 1, batch_size
+    )
+    values = stream[:, :, 0, 0].T.astype(np.float64)  # (trials, N)
     means, variances = values.mean(axis=1), values.var(axis=1)
-    probe = POPULATION_MEAN[0] + POPULATION_STD[0]
+    probe = mu + sigma
     values[:, 0] = probe
     outputs = (probe - values.mean(axis=1)) / np.sqrt(values.var(axis=1) + 1e-5)
     for key, data in (("mean", means), ("var", variances), ("output", outputs)):
@@ -126,32 +135,18 @@ def test_batch_size_one_shows_bnlib_error_as_a_message():
     assert stairs_values(explorer.artists["mean"]).sum() == pytest.approx(1.0)
 
 
-# -- static versions and sweeps -------------------------------------------------------------
+# -- the static explorer (chapter 6's training explorer uses it) -----------------------------
 
 
-@pytest.mark.parametrize(
-    "make, values",
-    [
-        (widgets.eps_explorer_static, widgets.EPS_STATIC_VALUES),
-        (widgets.momentum_explorer_static, widgets.MOMENTUM_STATIC_VALUES),
-        (widgets.batch_size_explorer_static, widgets.BATCH_SIZES),
-    ],
-)
-def test_static_explorer_links_slider_to_precomputed_frames(make, values):
-    figures_before = plt.get_fignums()
-    box = make()
-    assert len(box.slider.options) == len(values) == len(box.stack.children)
-    assert box.stack.selected_index == box.slider.index
+def test_static_explorer_links_slider_to_precomputed_frames():
+    frames = [("first", "", b"\x89PNG one"), ("second", "", b"\x89PNG two"), ("", "no run", None)]
+    box = widgets.static_explorer("title", ["a", "b", "c"], frames, 1, "lr_explorer", 400)
+    assert list(box.slider.options) == ["a", "b", "c"] and box.slider.index == 1
+    assert box.stack.selected_index == 1 and len(box.stack.children) == 3
     assert link_between((box.slider, "index"), (box.stack, "selected_index"))
-    pngs = [bytes(page.children[-1].value) for page in box.stack.children if len(page.children) > 1]
-    assert all(png.startswith(b"\x89PNG") and len(png) < 60_000 for png in pngs)
-    assert len(set(pngs)) == len(pngs)  # every frame differs
-    assert "run" in box.children[-1].value.lower()  # says how to run it live
-    assert plt.get_fignums() == figures_before
-
-
-def test_static_batch_size_one_frame_is_a_message_not_an_image():
-    box = widgets.batch_size_explorer_static()
-    first = box.stack.children[widgets.BATCH_SIZES.index(1)]
-    assert len(first.children) == 1
-    assert "Expected more than 1 value per channel" in first.children[0].value
+    assert bytes(box.stack.children[0].children[-1].value) == b"\x89PNG one"
+    assert len(box.stack.children[2].children) == 1  # a frame that cannot be drawn: its message
+    assert "no run" in box.stack.children[2].children[0].value
+    assert "lr_explorer()" in box.children[-1].value  # says how to run it live
+    with pytest.raises(ValueError, match="one frame per label"):
+        widgets.static_explorer("title", ["a"], frames, 0, "x", 400)
