@@ -271,7 +271,7 @@ def test_along_gradient_matches_a_direct_computation(data):
     assert result.loss[1] == pytest.approx(loss_moved, rel=1e-4)
     norm = np.sqrt(sum(float((g**2).sum()) for g in grads))
     assert result.grad_norm == pytest.approx(norm, rel=1e-5)
-    np.testing.assert_allclose(result.beta, result.gradient_change / (result.etas * norm))
+    np.testing.assert_allclose(result.smoothness, result.gradient_change / (result.etas * norm))
 
 
 def test_learning_rate_explorer_has_a_frame_and_caption_per_rate():
