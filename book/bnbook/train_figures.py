@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from bnbook.style import FULL_WIDTH, styled
+from bnbook.style import BODY_PT, FULL_WIDTH, styled
 from bnbook.widgets import Explorer, Renderer, static_explorer
 
 #: Colours of the normalizations, the same in every figure of the chapter.
@@ -134,6 +134,8 @@ def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None, ceiling=None) 
     ax_loss.set(xlabel="training step", ylabel=f"training loss\n({SMOOTH}-step mean)")
     ax_loss.set_ylim(0.005, ceiling)
     ax_acc.set(xlabel="training step", ylabel="test accuracy (%)", ylim=(0, 102))
+    for ax in axes:  # ticks made later, when a frame is rendered, keep the book's size
+        ax.tick_params(labelsize=BODY_PT)
 
 
 @styled
@@ -309,6 +311,7 @@ def _lr_figure(runs_by_lr: Mapping[float, Mapping[str, Sequence]]):
     handles = [plt.Line2D([], [], color=COLORS.get(n, f"C{i}")) for i, n in enumerate(labels)]
     figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
 
+    @styled  # the axes are redrawn at every rate: their texts too get the book's style
     def draw(lr: float) -> tuple[str, str]:
         runs = runs_by_lr[float(lr)]
         for ax in axes:
@@ -319,13 +322,10 @@ def _lr_figure(runs_by_lr: Mapping[float, Mapping[str, Sequence]]):
             f"{label} {percent_range(a)}" for label, a in final.items()
         )
         diverged = [label for label, hs in runs.items() if any(h.diverged for h in hs)]
-        note = ""
+        # a note on every frame, one line long, so that the figure never moves
+        note = "No run diverged at this rate."
         if diverged:
-            note = (
-                f"learning rate {float(lr):g}: the loss of {' and '.join(diverged)} became "
-                "infinite or NaN in at least one seed (the run diverged; a cross marks "
-                "where)."
-            )
+            note = f"Diverged (loss infinite) in a seed: {' and '.join(diverged)}; × marks where."
         return caption, note
 
     return figure, list(axes), draw
