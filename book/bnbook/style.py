@@ -12,8 +12,10 @@ size it was laid out for:
   its layout size as the image's width and height, which myst-nb writes into the page's
   ``<img>``. A figure 7 inches wide is a 1,344-pixel bitmap shown 672 CSS pixels wide:
   sharp on a high-density screen, its 12-point text as tall as the body text.
-- **Explorers** (:mod:`bnbook.widgets`) render their frames at the same ``PIXEL_RATIO ×
-  DPI`` and show them at ``width × DPI`` CSS pixels.
+- **The training chapter's explorer** (:mod:`bnbook.train_figures`) renders its frames at
+  the same ``PIXEL_RATIO × DPI`` and shows them at ``width × DPI`` CSS pixels. (The
+  explorers of chapters 2–3, :mod:`bnbook.widgets`, keep their own 144 dpi frames shown
+  at 72 per inch, also twice their displayed size.)
 
 Importing a bnbook module changes no matplotlib setting. Each function that draws a figure
 runs inside :func:`figure_style` (the :func:`styled` decorator), so the settings reach the

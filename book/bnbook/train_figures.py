@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from bnbook.style import BODY_PT, FULL_WIDTH, styled
+from bnbook.style import BODY_PT, DPI, FULL_WIDTH, PIXEL_RATIO, styled
 from bnbook.widgets import Explorer, Renderer, static_explorer
 
 #: Colours of the normalizations, the same in every figure of the chapter.
@@ -349,7 +349,8 @@ def lr_explorer_static(
 ) -> ipywidgets.VBox:
     """Static page: one frame per learning rate of the sweep, switched in the browser."""
     figure, moving, draw = _lr_figure(runs_by_lr)
-    renderer = Renderer(figure, moving)
+    # frames at the book's resolution (bnbook.style), shown at the figure's layout size
+    renderer = Renderer(figure, moving, dpi=PIXEL_RATIO * DPI)
     values = [float(v) for v in runs_by_lr]
     frames = []
     for value in values:
@@ -361,7 +362,7 @@ def lr_explorer_static(
         frames,
         values.index(float(lr)),
         "lr_explorer",
-        renderer.css_width,
+        round(figure.get_figwidth() * DPI),
     )
     box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{RUN_LIVE}</div>'
     return box

@@ -20,9 +20,8 @@ batch size             :func:`batch_size_explorer`             :func:`batch_size
   are the same figure computed with bnlib at build time over the slider's range, and the
   slider is linked in the browser (``jslink``) to a ``Stack`` of those images.
 
-Both render at :data:`DPI` (:data:`bnbook.style.PIXEL_RATIO` times the
-:data:`bnbook.style.DPI` the figure is laid out for) and show the image at the figure's
-size in CSS pixels, so text stays sharp on any screen.
+Both render at :data:`DPI` (twice the 72 dpi the figure is laid out for) and show the image
+at the figure's size in CSS pixels, so text stays sharp on any screen.
 
 How a chapter uses them (``remove-input`` hides the code on the page)::
 
@@ -58,7 +57,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bnbook import style
 from bnbook.simulate import (
     DRIFT_HOLD,
     DRIFT_RAMP,
@@ -70,8 +68,8 @@ from bnbook.simulate import (
 from bnbook.style import styled
 from bnlib.functional import batch_norm, batch_stats
 
-#: Resolution of the live figure and of the static frames: twice the layout's dots per inch.
-DPI = style.PIXEL_RATIO * style.DPI
+#: Resolution of the live figure and of the static frames: twice the 72 dpi layout.
+DPI = 144
 
 #: What the static explorers tell a reader about running them live.
 RUN_LIVE = (
@@ -113,9 +111,8 @@ class Renderer:
 
     @property
     def css_width(self) -> int:
-        """The figure's width in CSS pixels (:data:`bnbook.style.DPI` per inch): the image
-        is shown at this size."""
-        return round(self.figure.get_figwidth() * style.DPI)
+        """The figure's width in CSS pixels (72 per inch): the image is shown at this size."""
+        return round(self.figure.get_figwidth() * 72)
 
     def _render(self) -> PIL.Image.Image:
         if self._background is None:
