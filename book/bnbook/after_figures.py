@@ -21,13 +21,14 @@ from bnbook.style import FULL_WIDTH, styled
 
 
 @styled
-def affine_figure(z, eval_out, batches: Mapping[str, tuple], channels: Sequence[int], s, t):
+def affine_figure(z, eval_out, batches: Mapping[str, tuple], channels: Sequence[int], a, t):
     """Batch norm's output against its input, one panel per channel of ``channels``, on
-    shared axes: every eval-mode value (grey) on its line ``s_c·z + t_c``, and each
-    training-mode batch of ``batches`` (label → (input, output)) on a line of its own.
+    shared axes: every eval-mode value (grey) on its line ``a_c·z + t_c``, and each
+    training-mode batch of ``batches`` (label → (input, output)) on a line of its own;
+    ``a`` and ``t`` are each channel's slope and intercept in eval mode.
 
     ``z``, ``eval_out`` and the batches are ``(N, C, H, W)`` arrays."""
-    fig = Figure(figsize=(FULL_WIDTH, 3.2), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 2.9), layout="constrained")
     axes = fig.subplots(1, len(channels), sharex=True, sharey=True)
     marks = ("x", "+", "1", "2")
     for ax, c in zip(axes, channels, strict=True):
@@ -37,7 +38,7 @@ def affine_figure(z, eval_out, batches: Mapping[str, tuple], channels: Sequence[
             ax.plot(np.ravel(batch[:, c]), np.ravel(out[:, c]), marks[k], color=f"C{k + 1}",
                     ms=5, label=f"training mode: {label}")  # fmt: skip
         ax.set_title(f"channel {c}")
-        ax.text(0.04, 0.96, f"$s = {s[c]:.2f}$\n$t = {t[c]:.2f}$", transform=ax.transAxes,
+        ax.text(0.04, 0.96, f"$a = {a[c]:.2f}$\n$t = {t[c]:.2f}$", transform=ax.transAxes,
                 va="top")  # fmt: skip
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("BN output")
@@ -51,7 +52,7 @@ def affine_figure(z, eval_out, batches: Mapping[str, tuple], channels: Sequence[
 @styled
 def padding_error_figure(error_map) -> Figure:
     """The folding error at each output position of a padded convolution: a heat map."""
-    fig = Figure(figsize=(4.2, 3.0), layout="constrained")
+    fig = Figure(figsize=(4.0, 2.7), layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(np.asarray(error_map), cmap="magma")
     ax.set_xticks(range(error_map.shape[1]))
@@ -67,7 +68,7 @@ def shift_figure(images: Sequence[tuple[str, np.ndarray]], accuracy, shifts: Seq
     clean, shifted, and shifted after AdaBN, one marker per seed.
 
     ``accuracy`` has shape ``(shifts, seeds, 3)`` (clean, shifted, adapted), in [0, 1]."""
-    fig = Figure(figsize=(FULL_WIDTH, 4.6), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 4.0), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.1])
     for ax, (label, image) in zip(top.subplots(1, len(images)), images, strict=True):
         ax.imshow(image, cmap="gray_r", vmin=0, vmax=20)

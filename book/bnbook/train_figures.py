@@ -82,7 +82,7 @@ def sweep_figure(
 
     ``results[label]`` has shape ``(len(xs), seeds)``, accuracies in [0, 1].
     """
-    figure, ax = plt.subplots(figsize=(FULL_WIDTH, 3.4), layout="constrained")
+    figure, ax = plt.subplots(figsize=(FULL_WIDTH, 2.9), layout="constrained")
     xs = np.asarray(xs, dtype=float)
     for i, (label, acc) in enumerate(results.items()):
         color = (colors or COLORS).get(label, f"C{i}")
@@ -141,7 +141,7 @@ def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None, ceiling=None) 
 @styled
 def curves_figure(runs: Mapping[str, Sequence], title: str) -> Figure:
     """Training loss and test accuracy against steps; one line per seed."""
-    figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.4), layout="constrained")
+    figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.1), layout="constrained")
     _draw_curves(axes, runs)
     figure.suptitle(title)
     figure.legend(loc="outside lower center", ncol=len(runs), frameon=False)
@@ -160,7 +160,7 @@ def activations_figure(runs: Mapping[str, object], layer_names: Sequence[str]) -
     figure, axes = plt.subplots(
         rows,
         len(layer_names),
-        figsize=(FULL_WIDTH, 2.0 * rows + 0.5),
+        figsize=(FULL_WIDTH, 1.75 * rows + 0.5),
         layout="constrained",
         sharex=True,
         sharey=True,
@@ -194,7 +194,7 @@ def batch_size_figure(
     figure, axes = plt.subplots(
         1,
         len(panels),
-        figsize=(FULL_WIDTH, 3.5),
+        figsize=(FULL_WIDTH, 3.1),
         layout="constrained",
         sharey=True,
         squeeze=False,
@@ -233,7 +233,7 @@ def batch_spread_figure(
     ``pixels`` = H·W (independent pixels).
     """
     figure, axes = plt.subplots(
-        1, 2, figsize=(FULL_WIDTH, 3.6), layout="constrained", sharex=True, sharey=True
+        1, 2, figsize=(FULL_WIDTH, 3.3), layout="constrained", sharex=True, sharey=True
     )
     n = np.asarray(batch_sizes, dtype=float)
     for ax, which, title in zip(axes, (0, 1), ("batch mean", "batch variance"), strict=True):
@@ -262,7 +262,7 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
 
     ``results[label]`` maps ``"loss_range"`` and ``"smoothness"`` to ``(checkpoints, seeds)``.
     """
-    figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.4), layout="constrained")
+    figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.0), layout="constrained")
     keys = (
         ("loss_range", "loss range along the step"),
         ("smoothness", r"smoothness $\ell$"),
@@ -302,7 +302,7 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
 def _lr_figure(runs_by_lr: Mapping[float, Mapping[str, Sequence]]):
     """The explorer's figure, its moving parts (both axes, redrawn whole at each rate) and
     its draw function, which returns ``(caption, note)`` as :mod:`bnbook.widgets` expects."""
-    figure = Figure(figsize=(FULL_WIDTH, 3.4), layout="constrained")
+    figure = Figure(figsize=(FULL_WIDTH, 3.1), layout="constrained")
     axes = figure.subplots(1, 2)
     # one loss axis for every rate, high enough for the largest finite loss of any
     everything = [h for runs in runs_by_lr.values() for hs in runs.values() for h in hs]

@@ -46,7 +46,8 @@ MEASURE = r"""() => {
                 .reduce((a, b) => (b.length > a.length ? b : a), '');
             return `${e.scrollWidth} > ${e.clientWidth} px: ${longest.slice(0, 90)}`;
         });
-    const column = document.querySelector('article').getBoundingClientRect().right;
+    const column = (document.querySelector('article') || document.body)
+        .getBoundingClientRect().right;
     const wide = [...document.querySelectorAll('article table')]
         .filter(visible)
         .filter(t => t.getBoundingClientRect().right > column + 1
