@@ -15,6 +15,7 @@ $(SETUP): requirements.txt pyproject.toml book/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e . -e book
+	$(BIN)/python -m bnbook.torchvision_source  # torchvision's wheel, read by chapter 7
 	touch $@
 
 setup: $(SETUP)

@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from bnbook.simulate import ema_weights, expected_running
-from bnbook.style import GREY, PALETTE, linestyle, styled
+from bnbook.style import FULL_WIDTH, GREY, PALETTE, linestyle, styled
 from bnbook.style import color as palette_color
 from bnlib._validate import as_input
 from bnlib.functional import batch_norm, batch_norm_backward, batch_stats
@@ -44,17 +44,17 @@ def tensor_pooling_figure(x) -> Figure:
     mean, var = batch_stats(x)
     rows = x.transpose(1, 0, 2, 3).reshape(n_ch, -1)
     m = rows.shape[1]
-    gap = 0.6
-    fig = Figure(figsize=(4.0 + 0.55 * m, 1.6 + 1.25 * n_img * h_px / 2), layout="constrained")
-    left, right = fig.subplots(1, 2, width_ratios=[n_ch * (w_px + gap), m * 0.9])
+    gap, col_gap = 0.6, 3.2  # between images; between channel columns (room for μ, σ²)
+    fig = Figure(figsize=(FULL_WIDTH, 1.4 + 0.5 * n_img * h_px + 0.8 * n_ch), layout="constrained")
+    left, right = fig.subplots(2, 1, height_ratios=[n_img * (h_px + gap) + 2.5, n_ch * 1.5 + 2])
 
-    def box(ax, x0, y0, color, alpha, text, gid, size=11):
+    def box(ax, x0, y0, color, alpha, text, gid):
         ax.add_patch(Rectangle((x0, y0), 1, 1, facecolor=color, alpha=alpha, edgecolor="white"))
-        ax.text(x0 + 0.5, y0 + 0.5, text, ha="center", va="center", size=size, gid=gid)
+        ax.text(x0 + 0.5, y0 + 0.5, text, ha="center", va="center", gid=gid)
 
     for c in range(n_ch):
         color = CHANNEL_COLORS[c]
-        x0 = c * (w_px + gap)
+        x0 = c * (w_px + col_gap)
         for n in range(n_img):
             y0 = n * (h_px + gap)
             for i in range(h_px):
@@ -85,15 +85,14 @@ def tensor_pooling_figure(x) -> Figure:
             f"channel {c}\nμ = {mean[c]:.4g}, σ² = {var[c]:.4g}",
             ha="center",
             va="bottom",
-            size=10,
             color=color,
             gid=f"stats[{c}]",
         )
     for n in range(n_img):
-        left.text(-0.3, n * (h_px + gap) + h_px / 2, f"image {n}", ha="right", va="center", size=10)
-    left.set_xlim(-1.9, n_ch * (w_px + gap) - gap + 0.2)
-    left.set_ylim(n_img * (h_px + gap) - gap + 0.2, -1.4)
-    left.set_title(f"x: {n_img} images × {n_ch} channels × {h_px}×{w_px} pixels", size=11)
+        left.text(-0.3, n * (h_px + gap) + h_px / 2, f"image {n}", ha="right", va="center")
+    left.set_xlim(-2.6, n_ch * (w_px + col_gap) - col_gap + 1.2)
+    left.set_ylim(n_img * (h_px + gap) - gap + 0.2, -1.6)
+    left.set_title(f"x: {n_img} images × {n_ch} channels × {h_px}×{w_px} pixels")
 
     for c in range(n_ch):
         for j in range(m):
@@ -112,7 +111,6 @@ def tensor_pooling_figure(x) -> Figure:
             f"channel {c}",
             ha="right",
             va="center",
-            size=10,
             color=CHANNEL_COLORS[c],
         )
     for n in range(n_img):
@@ -122,13 +120,12 @@ def tensor_pooling_figure(x) -> Figure:
             f"from image {n}",
             ha="center",
             va="bottom",
-            size=9,
             color="0.35",
         )
     right.set_xlim(-2.3, m + 0.1)
     right.set_ylim(n_ch * 1.5 + 1.0, -0.9)
     right.set_aspect("equal")
-    right.set_title(f"channels first, the rest flattened: {n_ch} rows of N·H·W = {m}", size=11)
+    right.set_title(f"channels first, the rest flattened: {n_ch} rows of N·H·W = {m}")
     left.set_aspect("equal")
     for ax in (left, right):
         ax.set_axis_off()
@@ -171,7 +168,7 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
     """
     m_measured, v_measured = unbiased_normalization_variance(ms, eps=eps, seed=seed)
     m_line = np.arange(2, int(m_measured.max()) + 1, dtype=np.float64)
-    fig = Figure(figsize=(7.0, 3.8), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 3.8), layout="constrained")
     ax = fig.subplots()
     ax.axhline(
         1.0,
@@ -203,15 +200,14 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
             xy=(mark, (mark - 1) / mark),
             xytext=(mark * 3, 0.62),
             arrowprops=dict(arrowstyle="->", color="0.3"),
-            size=10,
         )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("m = N·H·W, values per channel (log scale)")
     ax.set_ylabel("variance of the output")
     ax.set_ylim(0.45, 1.05)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
-    ax.set_title("Normalizing with the unbiased variance shrinks the output", size=11)
+    ax.legend(loc="lower right")
+    ax.set_title("Normalizing with the unbiased variance shrinks the output")
     return fig
 
 
@@ -258,7 +254,7 @@ def eps_sweep_figure(variances, eps_values, default_eps: float = 1e-5, seed: int
     """
     eps_values = np.asarray(eps_values, dtype=np.float64)
     stds = output_std_vs_eps(variances, eps_values, seed=seed)
-    fig = Figure(figsize=(7.0, 3.8), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 3.8), layout="constrained")
     ax = fig.subplots()
     for k, v in enumerate(np.asarray(variances, dtype=np.float64)):
         ax.plot(
@@ -282,17 +278,17 @@ def eps_sweep_figure(variances, eps_values, default_eps: float = 1e-5, seed: int
     ax.set_ylabel("standard deviation of the output")
     ax.set_ylim(0, 1.08)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=9)
-    ax.set_title("ε barely matters, until it is comparable to the channel's variance", size=11)
+    ax.legend(loc="lower left")
+    ax.set_title("ε barely matters, until it is comparable to the channel's variance")
     return fig
 
 
 #: The normalization layers of chapter 1's family table, and what each pools.
 POOLING_LAYERS = {
-    "BatchNorm2d": "per channel, over batch and space",
-    "LayerNorm": "per image, over channels and space",
-    "InstanceNorm2d": "per image and channel, over space",
-    "GroupNorm": "per image and group, over its channels and space",
+    "BatchNorm2d": "per channel,\nover batch and space",
+    "LayerNorm": "per image,\nover channels and space",
+    "InstanceNorm2d": "per image and channel,\nover space",
+    "GroupNorm": "per image and group,\nover its channels and space",
 }
 
 
@@ -332,7 +328,7 @@ def normalization_pooling_figure(
     n_img, n_ch, h_px, w_px = shape
     palette = [plt.get_cmap("tab10")(k) for k in range(10)]
     gap = 0.5
-    fig = Figure(figsize=(8.0, 2 * (1.2 + 0.6 * n_img)), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 2 * (1.2 + 0.6 * n_img)), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
     for ax, (layer, rule) in zip(axes, POOLING_LAYERS.items(), strict=True):
         ids = pooling_ids(shape, layer, groups)
@@ -351,13 +347,12 @@ def normalization_pooling_figure(
                 )
             )
         for c in range(n_ch):
-            ax.text(c * (w_px + gap) + w_px / 2, -0.2, f"c{c}", ha="center", va="bottom", size=9)
+            ax.text(c * (w_px + gap) + w_px / 2, -0.2, f"c{c}", ha="center", va="bottom")
         for n in range(n_img):
-            ax.text(-0.2, n * (h_px + gap) + h_px / 2, f"n{n}", ha="right", va="center", size=9)
+            ax.text(-0.2, n * (h_px + gap) + h_px / 2, f"n{n}", ha="right", va="center")
         name = f"GroupNorm ({groups} groups)" if layer == "GroupNorm" else layer
         ax.set_title(
             f"{name}\n{rule}\n{n_stats} statistics × {ids.size // n_stats} values",
-            size=9.5,
         )
         ax.set_xlim(-1.0, n_ch * (w_px + gap) - gap + 0.1)
         ax.set_ylim(n_img * (h_px + gap) - gap + 0.1, -0.9)
@@ -366,7 +361,6 @@ def normalization_pooling_figure(
     fig.suptitle(
         f"Which values share a mean and variance (one colour per statistic)\n"
         f"{n_img} images (rows n) × {n_ch} channels (columns c) × {h_px}×{w_px} pixels",
-        size=10.5,
     )
     return fig
 
@@ -379,13 +373,13 @@ def normalization_pooling_figure(
 # Per-channel nodes hold one number per channel; the others are full (N, C, H, W) tensors.
 _BACKWARD_GRAPH_NODES = {
     "x": (0.0, 0.0, r"$x$", False),
-    "mu": (1.45, 1.3, r"$\mu = \frac{1}{m}\sum x$", True),
-    "xc": (2.9, 0.0, r"$\tilde x = x - \mu$", False),
-    "var": (4.25, 1.3, r"$\sigma^2 = \frac{1}{m}\sum \tilde x^2$", True),
-    "s": (6.9, 1.3, r"$\rho = (\sigma^2 + \varepsilon)^{-1/2}$", True),
-    "xhat": (7.85, 0.0, r"$\hat x = \tilde x\, \rho$", False),
-    "gamma": (9.05, 1.3, r"$\gamma$", True),
-    "beta": (9.05, -1.3, r"$\beta$", True),
+    "mu": (1.5, 1.5, r"$\mu = \frac{1}{m}\sum x$", True),
+    "xc": (3.0, 0.0, r"$\tilde x = x - \mu$", False),
+    "var": (4.5, 1.5, r"$\sigma^2 = \frac{1}{m}\sum \tilde x^2$", True),
+    "s": (7.5, 1.5, r"$\rho = (\sigma^2 + \varepsilon)^{-1/2}$", True),
+    "xhat": (7.3, 0.0, r"$\hat x = \tilde x\, \rho$", False),
+    "gamma": (10.2, 1.5, r"$\gamma$", True),
+    "beta": (10.2, -1.5, r"$\beta$", True),
     "y": (10.2, 0.0, r"$y = \gamma \hat x + \beta$", False),
 }
 _BACKWARD_GRAPH_EDGES = [
@@ -404,7 +398,20 @@ _BACKWARD_GRAPH_GRADIENTS = {
     "mu": r"$d\mu = -\sum d\tilde x$",
     "x": r"$dx = d\tilde x + \frac{1}{m} d\mu$",
 }
-_GRADIENT_LABEL_SHIFT = {"y": 0.45, "var": -0.2, "s": 0.2}  # clear of arrows and each other
+_GRADIENT_LABEL_SHIFT = {"y": -1.5}  # clear of arrows and each other
+# How far above (per-channel row) or below (tensor row) its node each gradient sits:
+# alternate heights, so that neighbouring labels never collide.
+_GRADIENT_LABEL_RISE = {
+    "mu": 0.6,
+    "var": 1.25,
+    "s": 0.6,
+    "gamma": 1.25,
+    "x": 0.55,
+    "xc": 1.2,
+    "xhat": 0.55,
+    "y": 1.2,
+    "beta": 0.55,
+}
 
 
 @styled
@@ -416,13 +423,13 @@ def backward_graph_figure() -> plt.Figure:
     full tensors (N, C, H, W); square blue boxes hold one number per channel, so the
     backward sums over the m = N·H·W values of the channel when it reaches them.
     """
-    fig, ax = plt.subplots(figsize=(9.6, 4.6))
+    fig, ax = plt.subplots(figsize=(FULL_WIDTH, 5.2), layout="constrained")
     boxes = {}
     for name, (x, y, label, per_channel) in _BACKWARD_GRAPH_NODES.items():
         style = "square,pad=0.35" if per_channel else "round,pad=0.35"
         color = "#dbe9f6" if per_channel else "#eeeeee"
         boxes[name] = ax.text(
-            x, y, label, ha="center", va="center", fontsize=14.5, zorder=3,
+            x, y, label, ha="center", va="center", zorder=3,
             bbox=dict(boxstyle=style, facecolor=color, edgecolor="#333333"),
         )  # fmt: skip
     for start, end in _BACKWARD_GRAPH_EDGES:
@@ -443,9 +450,10 @@ def backward_graph_figure() -> plt.Figure:
     for name, grad in _BACKWARD_GRAPH_GRADIENTS.items():
         x, y, _, _ = _BACKWARD_GRAPH_NODES[name]
         above = y > 0
+        rise = _GRADIENT_LABEL_RISE[name]
         ax.text(
-            x + _GRADIENT_LABEL_SHIFT.get(name, 0.0), y + (0.62 if above else -0.62), grad,
-            ha="center", va="bottom" if above else "top", fontsize=13, color="#b2182b",
+            x + _GRADIENT_LABEL_SHIFT.get(name, 0.0), y + (rise if above else -rise), grad,
+            ha="center", va="bottom" if above else "top", color="#b2182b",
         )  # fmt: skip
     legend = [
         Patch(facecolor="#eeeeee", edgecolor="#333333", label="tensor of shape (N, C, H, W)"),
@@ -453,11 +461,10 @@ def backward_graph_figure() -> plt.Figure:
         Line2D([], [], color="#333333", marker=">", label="forward pass"),
         Line2D([], [], color="#b2182b", lw=0, marker="$d$", label="gradient received (backward)"),
     ]
-    ax.legend(handles=legend, loc="lower left", fontsize=11, frameon=False)
-    ax.set_xlim(-0.8, 11.5)
-    ax.set_ylim(-2.5, 2.4)
+    fig.legend(handles=legend, loc="outside lower center", ncol=2, frameon=False)
+    ax.set_xlim(-0.6, 11.6)
+    ax.set_ylim(-2.9, 3.3)
     ax.axis("off")
-    fig.tight_layout()
     return fig
 
 
@@ -485,7 +492,7 @@ def gradient_projection_figure(
         s = (var + eps) ** -0.5
         predicted.append(np.abs(gamma * eps * s**3 * (dy * xhat).sum(axis=(0, 2, 3))))
     sums, projections, predicted = map(np.array, (sums, projections, predicted))
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(FULL_WIDTH, 4.4))
     for c in range(x.shape[1]):
         color = palette_color(c)
         ax.loglog(eps_values, predicted[:, c], color=color, lw=1.2, ls=linestyle(c))
@@ -495,10 +502,9 @@ def gradient_projection_figure(
     ax.plot([], [], "k-", lw=1.2, label=r"$\gamma\,\varepsilon\,\rho^3\,|\sum dy\,\hat x|$")
     ax.plot([], [], "kx", alpha=0.6, label=r"$|\sum dx|$ (rounding level)")
     ax.set_xlabel(r"$\varepsilon$", fontsize=14)
-    ax.set_ylabel("per-channel sum (absolute value)", fontsize=12)
-    ax.tick_params(labelsize=11)
+    ax.set_ylabel("per-channel sum (absolute value)")
     ax.set_ylim(3e-18, 10 * max(projections.max(), predicted.max()))
-    ax.legend(fontsize=11, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
               frameon=False)  # fmt: skip
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
@@ -525,7 +531,7 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     the expected value v + (r₀ − v)(1 − p)^t (:func:`bnbook.simulate.expected_running`).
     Dashed black: the population value.
     """
-    fig = Figure(figsize=(8, 3.9), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 3.9), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     first = traces[0]
     steps = np.arange(first.steps + 1)
@@ -551,10 +557,10 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("running_mean")
     axes[1].set_ylabel("running_var")
-    axes[0].set_title(f"running_mean, channel {channel}", size=11)
-    axes[1].set_title(f"running_var, channel {channel}", size=11)
+    axes[0].set_title(f"running_mean, channel {channel}")
+    axes[1].set_title(f"running_var, channel {channel}")
     handles, labels = axes[1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 
@@ -565,7 +571,7 @@ def ema_weights_figure(momenta, steps: int = 60) -> Figure:
     Each line (gid ``"weights:<p>"``) is :func:`bnbook.simulate.ema_weights`; a marker at
     k = 1/p (gid ``"memory:<p>"``) shows the effective memory.
     """
-    fig = Figure(figsize=(7.5, 3.6), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 3.6), layout="constrained")
     ax = fig.subplots()
     k = np.arange(steps)
     for i, p in enumerate(momenta):
@@ -580,8 +586,8 @@ def ema_weights_figure(momenta, steps: int = 60) -> Figure:
     ax.set_xlabel("k: how many steps ago the batch was seen")
     ax.set_ylabel("weight in the running value")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=9, loc="lower left")
-    ax.set_title("Weight of the k-th past batch: momentum·(1 − momentum)^k", size=11)
+    ax.legend(loc="lower left")
+    ax.set_title("Weight of the k-th past batch: momentum·(1 − momentum)^k")
     return fig
 
 
@@ -597,7 +603,7 @@ def batch_spread_figure(spreads, population_std) -> Figure:
     std = np.asarray(population_std, dtype=np.float64)
     m = np.array([s.m for s in spreads], dtype=np.float64)
     sizes = np.array([s.batch_size for s in spreads])
-    fig = Figure(figsize=(8, 3.6), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 3.6), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     for ax, stat, scale, theory in [
         (axes[0], "mean", std, 1 / np.sqrt(m)),
@@ -613,11 +619,11 @@ def batch_spread_figure(spreads, population_std) -> Figure:
         ax.set_yscale("log")
         ax.set_xlabel("batch size N (values per channel m = N·H·W)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8.5, loc="upper right")
+        ax.legend(loc="upper right")
     axes[0].set_ylabel("sd of batch mean / σ")
     axes[1].set_ylabel("sd of batch variance / σ²")
-    axes[0].set_title("batch means scatter like 1/√m", size=11)
-    axes[1].set_title("batch variances scatter like √2/√m", size=11)
+    axes[0].set_title("batch means scatter like 1/√m")
+    axes[1].set_title("batch variances scatter like √2/√m")
     return fig
 
 
@@ -631,7 +637,7 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
     output with the population statistics (what evaluation mode gives once converged).
     """
     sizes = list(outputs_by_size)
-    fig = Figure(figsize=(7.5, 0.6 + 0.45 * len(sizes)), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 0.9 + 0.5 * len(sizes)), layout="constrained")
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # jitter only: the dots' vertical position is cosmetic
     for row, size in enumerate(sizes):
@@ -647,8 +653,8 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
     ax.set_ylim(len(sizes) - 0.4, -0.6)
     ax.set_xlabel("output of the same input value in training mode")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=9, loc="upper right")
-    ax.set_title("One input, many batches: training-mode output depends on the batch", size=11)
+    ax.legend(loc="upper right")
+    ax.set_title("One input, many batches: training-mode output depends on the batch")
     return fig
 
 
@@ -662,7 +668,7 @@ def drift_figure(traces, population_mean, batch_mean) -> Figure:
     right: the running mean minus the population mean, whose offset is the lag and whose
     wiggle is the noise.
     """
-    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 3.4), layout="constrained")
     ax, ax_err = fig.subplots(1, 2, width_ratios=(1.25, 1))
     steps = np.arange(1, len(population_mean) + 1)
     ax.plot(steps, batch_mean, ".", color=GREY, markersize=3, label="each batch's mean")
@@ -675,12 +681,12 @@ def drift_figure(traces, population_mean, batch_mean) -> Figure:
         ax_err.plot(steps, running - population_mean, color=color, ls=linestyle(k), lw=1.2)
     ax.plot(steps, population_mean, "--", color="black", linewidth=1.2, label="population mean")
     ax.set(xlabel="step (batches seen)", ylabel="mean")
-    ax.set_title("running_mean on a drifting stream", size=11)
+    ax.set_title("running_mean on a drifting stream")
     ax_err.set(xlabel="step (batches seen)", ylabel="running_mean − population mean")
     ax_err.set_ylim(-2.0, 1.0)
-    ax_err.set_title("the error: lag (offset) and noise (wiggle)", size=11)
+    ax_err.set_title("the error: lag (offset) and noise (wiggle)")
     for a in (ax, ax_err):
         a.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
     return fig

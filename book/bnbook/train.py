@@ -41,6 +41,8 @@ NORMS = ("batch", "group", "layer", "none")
 #: Channels of the three conv blocks, and the hidden widths of the MLP.
 CNN_CHANNELS = (8, 16, 16)
 MLP_HIDDEN = (64, 64)
+#: Channels of the three stages of :func:`make_resnet`.
+RESNET_CHANNELS = (8, 16, 32, 64)
 #: Groups of ``norm="group"`` (channels per group: 4 with the default channels).
 GROUP_SIZE = 4
 #: SGD's momentum in :func:`train_many`.
@@ -149,7 +151,8 @@ def make_cnn(
     init_scale: float = 1.0,
     seed: int = 0,
 ) -> nn.Sequential:
-    """A small CNN for 8×8 digits: three conv → norm → ReLU blocks, average pool, linear.
+    """A small CNN for 8×8 digits: three conv → norm → ReLU blocks (a 2×2 max-pool after
+    the first), then a linear layer on the flattened maps.
 
     ::
 
@@ -206,6 +209,63 @@ def make_mlp(
     model = nn.Sequential(*layers)
     scale_weights(model, init_scale)
     return model
+
+
+class Residual(nn.Module):
+    """A residual block: ``x + body(x)``, its body a :class:`torch.nn.Sequential`."""
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+    def __iter__(self):  # its layers, as a Sequential's (stack widens them one by one)
+        return iter(self.body)
+
+    def __len__(self) -> int:
+        return len(self.body)
+
+
+def make_resnet(
+    norm: str = "batch", channels: Sequence[int] = RESNET_CHANNELS, seed: int = 0
+) -> nn.Sequential:
+    """A small residual network for 8×8 digits whose feature maps halve at every stage.
+
+    ::
+
+        (N, 1, 8, 8) → conv3×3 → norm → ReLU                              → (N, c1, 8, 8)
+        each further stage, c channels:
+                     → conv3×3 stride 2 → norm → ReLU → residual → ReLU  → (N, c, H/2, W/2)
+                     → average over the map → linear                      → (N, 10) logits
+
+    Each residual block is ``x + norm(conv(ReLU(norm(conv(x)))))`` (:class:`Residual`), as
+    in He et al.'s ResNet. With the default four widths the maps go 8×8, 4×4, 2×2, 1×1: the
+    last stage's normalizations pool N·1·1 values per channel in a batch of N, as an
+    ImageNet ResNet-50's last stage pools N·7·7; with three widths the network ends at
+    2×2. The normalization and the bias rule are :func:`make_cnn`'s.
+    """
+    if len(channels) < 1:
+        raise ValueError(f"channels must give each stage's width, got {tuple(channels)}")
+    torch.manual_seed(seed)
+    bias = norm == "none"
+    c = channels[0]
+    layers: list[nn.Module] = [nn.Conv2d(1, c, 3, padding=1, bias=bias), norm_layer(norm, c)]
+    layers.append(nn.ReLU())
+    for width, c in zip(channels[:-1], channels[1:], strict=True):
+        layers += [nn.Conv2d(width, c, 3, 2, padding=1, bias=bias), norm_layer(norm, c)]
+        layers.append(nn.ReLU())
+        block = Residual(
+            nn.Conv2d(c, c, 3, padding=1, bias=bias),
+            norm_layer(norm, c),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1, bias=bias),
+            norm_layer(norm, c),
+        )
+        layers += [block, nn.ReLU()]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels[-1], NUM_CLASSES)]
+    return nn.Sequential(*layers)
 
 
 def scale_weights(model: nn.Module, scale: float) -> None:
@@ -295,7 +355,7 @@ def _channels(layer: nn.Module) -> int:
 
 def _kind(layer: nn.Module) -> tuple:
     """Layers of one kind widen into one layer (GroupNorms only with the same groups)."""
-    return (type(layer), getattr(layer, "num_groups", None))
+    return (type(layer), getattr(layer, "num_groups", None), getattr(layer, "devices", None))
 
 
 def _wide_layer(layers: list[nn.Module], first_copy: int = 0) -> nn.Module:
@@ -318,7 +378,14 @@ def _wide_layer(layers: list[nn.Module], first_copy: int = 0) -> nn.Module:
         wide = ChannelBlocks(blocks, [len(run) * _channels(run[0]) for run in runs])
         wide.copy_range = (first_copy, first_copy + k)
         return wide
-    wide = _same_wide_layer(layers)
+    if isinstance(first, Residual):  # widen the body, layer by layer
+        if len({len(r.body) for r in layers}) != 1:
+            raise ValueError("stack needs residual blocks with the same layers")
+        wide = Residual(
+            *[_wide_layer(list(same), first_copy) for same in zip(*layers, strict=True)]
+        )
+    else:
+        wide = _same_wide_layer(layers)
     wide.copy_range = (first_copy, first_copy + k)
     return wide
 
@@ -349,7 +416,10 @@ def _same_wide_layer(layers: list[nn.Module]) -> nn.Module:
             wide.bias.data = torch.stack([layer.bias.detach() for layer in layers])
         return wide
     if isinstance(first, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        wide = type(first)(k * first.num_features, eps=first.eps, momentum=first.momentum)
+        options = {"devices": first.devices} if hasattr(first, "devices") else {}
+        wide = type(first)(
+            k * first.num_features, eps=first.eps, momentum=first.momentum, **options
+        )
         for name in ("weight", "bias"):
             getattr(wide, name).data = _cat([getattr(layer, name) for layer in layers])
         for name in ("running_mean", "running_var"):
@@ -392,6 +462,10 @@ def _unstack_layer(wide_layer: nn.Module, k: int, layer: nn.Module) -> None:
     if isinstance(wide_layer, ChannelBlocks):
         block = next(b for b in wide_layer.blocks if b.copy_range[0] <= k < b.copy_range[1])
         return _unstack_layer(block, k, layer)
+    if isinstance(wide_layer, Residual):
+        for wide_inner, inner in zip(wide_layer.body, layer.body, strict=True):
+            _unstack_layer(wide_inner, k, inner)
+        return None
     first, end = wide_layer.copy_range
     j, copies = k - first, end - first
     if isinstance(wide_layer, GroupedLinear):
@@ -553,7 +627,7 @@ def train_many(
         if step == steps:
             break
         idx = indices[step]  # (batch_size, K)
-        x = data.x_train[idx].view(batch_size, k, 8, 8)
+        x = data.x_train[idx].view(batch_size, k, *data.x_train.shape[2:])
         logits = wide(x).view(batch_size, k, NUM_CLASSES)
         loss = F.cross_entropy(logits.transpose(1, 2), data.y_train[idx], reduction="none")
         per_copy = loss.mean(0)  # (K,)
@@ -564,10 +638,7 @@ def train_many(
         for p in params:
             p.grad = None
         per_copy.sum().backward()  # copies share no parameter: each gets its own gradient
-        with torch.no_grad():
-            for p, b, lr in zip(params, buffers, lr_per_param, strict=True):
-                b.mul_(MOMENTUM).add_(p.grad)
-                p.sub_(lr * b)
+        sgd_step(params, buffers, lr_per_param)
     for hook in hooks:
         hook.remove()
     for j in range(k):
@@ -598,6 +669,16 @@ def train_many(
             )
         )
     return histories
+
+
+@torch.no_grad()
+def sgd_step(params, buffers, lrs, momentum: float = MOMENTUM) -> None:
+    """One step of SGD with momentum, as ``torch.optim.SGD(lr, momentum)`` takes it: for
+    each parameter p, its gradient g, its momentum buffer b and its learning rate lr
+    (a number, or a tensor that gives each copy's rows their own rate)."""
+    for p, b, lr in zip(params, buffers, lrs, strict=True):
+        b.mul_(momentum).add_(p.grad)  # b ← μ·b + g
+        p.sub_(lr * b)  # p ← p − lr·b
 
 
 def _channel_percentiles(out: torch.Tensor, copies: int) -> list[np.ndarray]:
@@ -665,8 +746,9 @@ class AlongGradient:
     """What happens when ``model`` steps ``η`` along its negative gradient ``g``.
 
     ``loss[i]``: L(θ − η_i g); ``gradient_change[i]``: ‖∇L(θ − η_i g) − g‖;
-    ``beta[i]``: gradient_change / ‖η_i g‖, how fast the gradient changes per unit of
-    distance moved (Santurkar et al.'s "effective β-smoothness" is its maximum).
+    ``smoothness[i]``: gradient_change / ‖η_i g‖, how fast the gradient changes per unit
+    of distance moved. Its maximum is what Santurkar et al. call the "effective
+    β-smoothness" (a Lipschitz constant of the gradient; no relation to batch norm's β).
     """
 
     etas: np.ndarray
@@ -674,7 +756,7 @@ class AlongGradient:
     grad_norm: float
     loss: np.ndarray
     gradient_change: np.ndarray
-    beta: np.ndarray
+    smoothness: np.ndarray
 
 
 def along_gradient(

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from bnbook.style import GREY, PALETTE, linestyle, styled
+from bnbook.style import BODY_PT, DPI, FULL_WIDTH, GREY, PALETTE, PIXEL_RATIO, linestyle, styled
 from bnbook.style import color as palette_color
 from bnbook.widgets import Explorer, Renderer, static_explorer
 
@@ -48,6 +49,27 @@ def smooth(values: np.ndarray, width: int = SMOOTH) -> np.ndarray:
     return out
 
 
+def percent_range(fractions: Sequence[float], digits: int = 0) -> str:
+    """Fractions as a range of percentages, ``"94–97 %"``, or one value when the ends
+    agree at that precision, ``"96 %"``."""
+    lo, hi = (f"{100 * v:.{digits}f}" for v in (min(fractions), max(fractions)))
+    return f"{lo} %" if lo == hi else f"{lo}–{hi} %"
+
+
+@styled
+def digits_figure(images, labels) -> Figure:
+    """A row of digit images, each titled with its label."""
+    figure, axes = plt.subplots(
+        1, len(images), figsize=(FULL_WIDTH, 1.25), layout="constrained", squeeze=False
+    )
+    for ax, image, label in zip(axes[0], images, labels, strict=True):
+        ax.imshow(np.asarray(image), cmap="gray_r")
+        ax.set_title(str(int(label)))
+        ax.set_axis_off()
+    plt.close(figure)
+    return figure
+
+
 @styled
 def sweep_figure(
     xs: Sequence[float],
@@ -61,7 +83,7 @@ def sweep_figure(
 
     ``results[label]`` has shape ``(len(xs), seeds)``, accuracies in [0, 1].
     """
-    figure, ax = plt.subplots(figsize=(6.4, 3.3), layout="constrained")
+    figure, ax = plt.subplots(figsize=(FULL_WIDTH, 2.9), layout="constrained")
     xs = np.asarray(xs, dtype=float)
     for i, (label, acc) in enumerate(results.items()):
         color = (colors or COLORS).get(label, palette_color(i))
@@ -75,14 +97,28 @@ def sweep_figure(
     ax.minorticks_off()
     ax.axhline(10, color=GREY, lw=0.8, ls=":")
     ax.set(xlabel=xlabel, ylabel="test accuracy (%)", ylim=(0, 102))
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower center")
+    ax.set_title(title)
+    figure.legend(loc="outside right center", frameon=False)
     plt.close(figure)
     return figure
 
 
-def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None) -> None:
+def _loss_ceiling(histories: Sequence) -> float:
+    """An upper y-limit for training losses that shows every finite (smoothed) loss."""
+    finite = [
+        np.nanmax(np.where(np.isfinite(v), v, np.nan))
+        for h in histories
+        for v in [smooth(h.train_loss)]
+        if np.isfinite(v).any()
+    ]
+    return max(5.0, 1.5 * max(finite, default=5.0))
+
+
+def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None, ceiling=None) -> None:
+    """Training loss (left) and test accuracy (right) against the step, one line per seed;
+    a run whose loss became infinite ends in a cross at the top of the loss axis."""
     ax_loss, ax_acc = axes
+    ceiling = ceiling or _loss_ceiling([h for hs in runs.values() for h in hs])
     for i, (label, histories) in enumerate(runs.items()):
         color = (colors or COLORS).get(label, palette_color(i))
         for s, history in enumerate(histories):
@@ -90,22 +126,27 @@ def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None) -> None:
             steps = np.arange(1, loss.size + 1)
             name = label if s == 0 else None
             ax_loss.plot(steps, loss, color=color, ls=linestyle(i), lw=1, alpha=0.8, label=name)
+            if history.diverged:  # where it stopped: the first step that is not finite
+                stop = int(np.argmax(~np.isfinite(history.train_loss)))
+                ax_loss.plot([max(stop, 1)], [ceiling / 1.15], "x", color=color, ms=9, mew=2)
             accuracy = 100 * np.asarray(history.test_accuracy)
             ax_acc.plot(history.eval_steps, accuracy, "o", color=color, ls=linestyle(i), ms=3, lw=1,
                         alpha=0.8)  # fmt: skip
     ax_loss.set_yscale("log")
-    ax_loss.set(xlabel="training step", ylabel=f"training loss ({SMOOTH}-step mean)")
-    ax_loss.set_ylim(0.005, 5)
+    ax_loss.set(xlabel="training step", ylabel=f"training loss\n({SMOOTH}-step mean)")
+    ax_loss.set_ylim(0.005, ceiling)
     ax_acc.set(xlabel="training step", ylabel="test accuracy (%)", ylim=(0, 102))
-    ax_loss.legend(fontsize=8, loc="lower left")
+    for ax in axes:  # ticks made later, when a frame is rendered, keep the book's size
+        ax.tick_params(labelsize=BODY_PT)
 
 
 @styled
 def curves_figure(runs: Mapping[str, Sequence], title: str) -> Figure:
     """Training loss and test accuracy against steps; one line per seed."""
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
+    figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.1), layout="constrained")
     _draw_curves(axes, runs)
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(title)
+    figure.legend(loc="outside lower center", ncol=len(runs), frameon=False)
     plt.close(figure)
     return figure
 
@@ -114,11 +155,18 @@ def curves_figure(runs: Mapping[str, Sequence], title: str) -> Figure:
 def activations_figure(runs: Mapping[str, object], layer_names: Sequence[str]) -> Figure:
     """Percentiles 15, 50, 85 of channel 0 of each layer's pre-activation during training.
 
-    ``runs[label]`` is a :class:`bnbook.train.History` recorded with activations.
+    ``runs[label]`` is a :class:`bnbook.train.History` recorded with activations. Every
+    panel has the same axes, so that a band that moves in one and not in another shows.
     """
     rows = len(runs)
     figure, axes = plt.subplots(
-        rows, len(layer_names), figsize=(9, 1.9 * rows + 0.4), layout="constrained", sharex=True
+        rows,
+        len(layer_names),
+        figsize=(FULL_WIDTH, 1.75 * rows + 0.5),
+        layout="constrained",
+        sharex=True,
+        sharey=True,
+        squeeze=False,
     )
     for r, (label, history) in enumerate(runs.items()):
         color = COLORS.get(label, palette_color(r))
@@ -129,36 +177,82 @@ def activations_figure(runs: Mapping[str, object], layer_names: Sequence[str]) -
             ax.fill_between(steps, q[:, 0], q[:, 2], color=color, alpha=0.25, lw=0)
             ax.plot(steps, q[:, 1], color=color, lw=1.5)
             ax.axhline(0, color=GREY, lw=0.7)
-            ax.set_title(f"{label}: {name}", fontsize=9)
-            if r == rows - 1:
-                ax.set_xlabel("training step")
+            ax.set_title(f"{label}: {name}")
         axes[r, 0].set_ylabel("input to ReLU")
+    figure.supxlabel("training step")
     plt.close(figure)
     return figure
 
 
 @styled
 def batch_size_figure(
-    batch_sizes: Sequence[int], panels: Mapping[str, Mapping[str, np.ndarray]]
+    batch_sizes: Sequence[int],
+    panels: Mapping[str, Mapping[str, np.ndarray]],
+    ylim: tuple[float, float] = (50, 100),
 ) -> Figure:
-    """Test accuracy against batch size, one panel per network, one line per normalization.
-
-    ``panels[title][norm]`` has shape ``(len(batch_sizes), seeds)``.
+    """Test accuracy against batch size, one panel per setting, one line per normalization,
+    the panels on shared axes. ``panels[title][norm]`` has shape ``(len(batch_sizes), seeds)``.
     """
-    figure, axes = plt.subplots(1, len(panels), figsize=(9, 3.2), layout="constrained")
-    for ax, (title, results) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+    figure, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(FULL_WIDTH, 3.1),
+        layout="constrained",
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, (title, results) in zip(axes[0], panels.items(), strict=True):
         for i, (norm, acc) in enumerate(results.items()):
             acc = 100 * np.asarray(acc)
             color = COLORS.get(norm, palette_color(i))
-            ax.plot(batch_sizes, acc.mean(axis=1), color=color, ls=linestyle(i), lw=1.5, label=norm)
+            label = norm if ax is axes[0, 0] else None
+            ax.plot(batch_sizes, acc.mean(axis=1), color=color, ls=linestyle(i), lw=1.5, label=label)
             for s in range(acc.shape[1]):
                 ax.plot(batch_sizes, acc[:, s], "o", color=color, ms=4, alpha=0.6)
         ax.set_xscale("log", base=2)
         ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
         ax.minorticks_off()
-        ax.set(xlabel="batch size N", ylabel="test accuracy (%)", ylim=(50, 100))
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.set(xlabel="batch size N", ylim=ylim)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("test accuracy (%)")
+    figure.legend(loc="outside lower center", ncol=len(next(iter(panels.values()))), frameon=False)
+    plt.close(figure)
+    return figure
+
+
+@styled
+def batch_spread_figure(
+    batch_sizes: Sequence[int],
+    spreads: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    pixels: int,
+) -> Figure:
+    """How far a batch's mean (left) and variance (right) land from the whole set's, against
+    the batch size N, on log axes shared by both panels.
+
+    ``spreads[label]`` is :func:`bnbook.batch_noise.batch_spread`'s pair for one kind of
+    input. Dashed: 1/√N (all the variance between images); dotted: 1/√(N·H·W) with
+    ``pixels`` = H·W (independent pixels).
+    """
+    figure, axes = plt.subplots(
+        1, 2, figsize=(FULL_WIDTH, 3.3), layout="constrained", sharex=True, sharey=True
+    )
+    n = np.asarray(batch_sizes, dtype=float)
+    for ax, which, title in zip(axes, (0, 1), ("batch mean", "batch variance"), strict=True):
+        ax.plot(n, 1 / np.sqrt(n), "--", color="0.35", lw=1, label="1/√N")
+        ax.plot(n, 1 / np.sqrt(n * pixels), ":", color="0.35", lw=1.3, label="1/√(N·H·W)")
+        for i, (label, pair) in enumerate(spreads.items()):
+            ax.plot(n, pair[which], "o-", color=f"C{i}", ms=4, lw=1.3, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(n, [f"{b:g}" for b in batch_sizes])
+        ax.minorticks_off()
+        ax.set_title(f"spread of the {title}")
+        ax.set_xlabel("batch size N")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("sd over batches\n(units of σ, σ²)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     plt.close(figure)
     return figure
 
@@ -166,14 +260,14 @@ def batch_size_figure(
 @styled
 def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figure:
     """Santurkar et al.'s measurements at checkpoints: the range of the loss along the
-    gradient step, and the effective β-smoothness; one line per seed.
+    gradient step, and the smoothness ℓ (their "effective β-smoothness"); one line per seed.
 
-    ``results[label]`` maps ``"loss_range"`` and ``"beta"`` to ``(checkpoints, seeds)``.
+    ``results[label]`` maps ``"loss_range"`` and ``"smoothness"`` to ``(checkpoints, seeds)``.
     """
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
+    figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.0), layout="constrained")
     keys = (
-        ("loss_range", "loss range along the step, max − min"),
-        ("beta", r"effective $\beta$: max $\|\Delta\nabla L\| / \|\Delta\theta\|$"),
+        ("loss_range", "loss range along the step"),
+        ("smoothness", r"smoothness $\ell$"),
     )
     for ax, (key, ylabel) in zip(axes, keys, strict=True):
         for i, (label, values) in enumerate(results.items()):
@@ -189,11 +283,15 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
                     ms=3,
                     lw=1,
                     alpha=0.8,
-                    label=label if s == 0 else None,
+                    label=label if s == 0 and ax is axes[0] else None,
                 )
         ax.set_yscale("log")
-        ax.set(xlabel="training step of the checkpoint", ylabel=ylabel)
-        ax.legend(fontsize=8)
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set(ylabel=ylabel)
+        ax.grid(alpha=0.3, which="both")
+    figure.supxlabel("training step of the checkpoint")
+    figure.legend(loc="outside right center", frameon=False)
     plt.close(figure)
     return figure
 
@@ -207,25 +305,30 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
 def _lr_figure(runs_by_lr: Mapping[float, Mapping[str, Sequence]]):
     """The explorer's figure, its moving parts (both axes, redrawn whole at each rate) and
     its draw function, which returns ``(caption, note)`` as :mod:`bnbook.widgets` expects."""
-    figure = Figure(figsize=(9, 3.2), layout="constrained")
+    figure = Figure(figsize=(FULL_WIDTH, 3.1), layout="constrained")
     axes = figure.subplots(1, 2)
+    # one loss axis for every rate, high enough for the largest finite loss of any
+    everything = [h for runs in runs_by_lr.values() for hs in runs.values() for h in hs]
+    ceiling = _loss_ceiling(everything)
+    labels = list(next(iter(runs_by_lr.values())))
+    handles = [plt.Line2D([], [], color=COLORS.get(n, f"C{i}")) for i, n in enumerate(labels)]
+    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
 
+    @styled  # the axes are redrawn at every rate: their texts too get the book's style
     def draw(lr: float) -> tuple[str, str]:
         runs = runs_by_lr[float(lr)]
         for ax in axes:
             ax.clear()
-        _draw_curves(axes, runs)
+        _draw_curves(axes, runs, ceiling=ceiling)
         final = {label: [h.final_accuracy for h in histories] for label, histories in runs.items()}
         caption = f"Learning rate {float(lr):g}: final test accuracy " + ", ".join(
-            f"{label} {100 * min(a):.0f}–{100 * max(a):.0f} %" for label, a in final.items()
+            f"{label} {percent_range(a)}" for label, a in final.items()
         )
         diverged = [label for label, hs in runs.items() if any(h.diverged for h in hs)]
-        note = ""
+        # a note on every frame, one line long, so that the figure never moves
+        note = "No run diverged at this rate."
         if diverged:
-            note = (
-                f"learning rate {float(lr):g}: the loss of {' and '.join(diverged)} became "
-                "infinite or NaN in at least one seed (the run diverged)."
-            )
+            note = f"Diverged (loss infinite) in a seed: {' and '.join(diverged)}; × marks where."
         return caption, note
 
     return figure, list(axes), draw
@@ -249,7 +352,8 @@ def lr_explorer_static(
 ) -> ipywidgets.VBox:
     """Static page: one frame per learning rate of the sweep, switched in the browser."""
     figure, moving, draw = _lr_figure(runs_by_lr)
-    renderer = Renderer(figure, moving)
+    # frames at the book's resolution (bnbook.style), shown at the figure's layout size
+    renderer = Renderer(figure, moving, dpi=PIXEL_RATIO * DPI)
     values = [float(v) for v in runs_by_lr]
     frames = []
     for value in values:
@@ -261,7 +365,7 @@ def lr_explorer_static(
         frames,
         values.index(float(lr)),
         "lr_explorer",
-        renderer.css_width,
+        round(figure.get_figwidth() * DPI),
     )
     box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{RUN_LIVE}</div>'
     return box

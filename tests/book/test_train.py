@@ -1,6 +1,7 @@
 """bnbook.train: the digits split, the networks, and training (against torch.optim.SGD)."""
 
 import copy
+import functools
 
 import numpy as np
 import pytest
@@ -120,6 +121,28 @@ def test_mlp_layers(norm):
         assert [m.bias is None for m in linears] == [True, True, False]
 
 
+@pytest.mark.parametrize("channels, last_map", [((8, 16, 32), 2), ((8, 16, 32, 64), 1)])
+def test_resnet_maps_halve_at_every_stage(channels, last_map):
+    model = train.make_resnet("batch", channels=channels, seed=0)
+    shapes = []
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: shapes.append(tuple(o.shape[1:])))
+        for m in model
+        if isinstance(m, train.Residual)
+    ]
+    assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    for h in hooks:
+        h.remove()
+    sizes = [8 // 2**k for k in range(1, len(channels))]
+    assert shapes == [(c, n, n) for c, n in zip(channels[1:], sizes, strict=True)]
+    assert shapes[-1][1] == last_map
+    # a norm after every convolution, no conv bias before it; x + body(x) in the blocks
+    assert all(c.bias is None for c in model.modules() if isinstance(c, nn.Conv2d))
+    block = next(m for m in model if isinstance(m, train.Residual))
+    x = torch.randn(2, channels[1], 4, 4)
+    torch.testing.assert_close(block.eval()(x), x + block.body(x))
+
+
 def test_models_are_seeded_and_scaled():
     a, b = train.make_cnn("batch", seed=3), train.make_cnn("batch", seed=3)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
@@ -166,7 +189,12 @@ def assert_same_state(a, b, atol=1e-5):
 
 @pytest.mark.parametrize(
     "make, norms",
-    [(train.make_cnn, ["batch", "group", "layer"]), (train.make_mlp, ["batch", "layer"])],
+    [
+        (train.make_cnn, ["batch", "group", "layer"]),
+        (train.make_mlp, ["batch", "layer"]),
+        # the 1×1 stage at batch size 4 amplifies float rounding: test the 2×2 network
+        (functools.partial(train.make_resnet, channels=(8, 16, 32)), ["batch", "group"]),
+    ],
 )
 def test_train_many_equals_torch_sgd_one_model_at_a_time(data, make, norms):
     models = [make(norm, seed=s) for norm in norms for s in (0, 1)]
@@ -271,7 +299,7 @@ def test_along_gradient_matches_a_direct_computation(data):
     assert result.loss[1] == pytest.approx(loss_moved, rel=1e-4)
     norm = np.sqrt(sum(float((g**2).sum()) for g in grads))
     assert result.grad_norm == pytest.approx(norm, rel=1e-5)
-    np.testing.assert_allclose(result.beta, result.gradient_change / (result.etas * norm))
+    np.testing.assert_allclose(result.smoothness, result.gradient_change / (result.etas * norm))
 
 
 def test_learning_rate_explorer_has_a_frame_and_caption_per_rate():
