@@ -206,7 +206,8 @@ def batch_size_figure(
             acc = 100 * np.asarray(acc)
             color = COLORS.get(norm, palette_color(i))
             label = norm if ax is axes[0, 0] else None
-            ax.plot(batch_sizes, acc.mean(axis=1), color=color, ls=linestyle(i), lw=1.5, label=label)
+            mean = acc.mean(axis=1)
+            ax.plot(batch_sizes, mean, color=color, ls=linestyle(i), lw=1.5, label=label)
             for s in range(acc.shape[1]):
                 ax.plot(batch_sizes, acc[:, s], "o", color=color, ms=4, alpha=0.6)
         ax.set_xscale("log", base=2)
