@@ -94,7 +94,11 @@ function checkBatch(shape) {
  * `null` means none are kept (`track_running_stats=False`: batch statistics in both modes).
  */
 function options(opts, C) {
-  const o = { ...DEFAULTS, ...opts };
+  // A key given as undefined is a key not given (as a Python keyword left at its default).
+  const given = Object.fromEntries(
+    Object.entries(opts ?? {}).filter(([, value]) => value !== undefined),
+  );
+  const o = { ...DEFAULTS, ...given };
   const tracked = o.runningMean !== null && o.runningVar !== null;
   return {
     eps: checkEps(o.eps),

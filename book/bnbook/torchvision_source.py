@@ -10,7 +10,8 @@ operators untouched. Where torchvision imports (Colab ships it beside its torch)
 imported class is used instead: either way the code is torchvision's, not a copy.
 
 ``make setup`` downloads the wheel (``python -m bnbook.torchvision_source``) into
-:data:`WHEEL_DIR`; that is the only time this needs the package registry.
+:data:`WHEEL_DIR`, so that the book builds offline. A downloaded chapter run elsewhere
+(Jupyter, Colab) downloads it there the first time it is needed, from the package index.
 """
 
 from __future__ import annotations
@@ -36,19 +37,28 @@ def download(dest: Path = WHEEL_DIR) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
     command += [f"torchvision=={TORCHVISION_VERSION}", "--dest", str(dest)]
-    subprocess.run(command, check=True)
-    return wheel_path(dest)
-
-
-def wheel_path(folder: Path = WHEEL_DIR) -> Path:
-    """The downloaded wheel of :data:`TORCHVISION_VERSION` in ``folder``."""
-    found = sorted(folder.glob(f"torchvision-{TORCHVISION_VERSION}-*.whl"))
-    if not found:
-        raise FileNotFoundError(
-            f"torchvision {TORCHVISION_VERSION}'s wheel is not in {folder}: run `make setup` "
-            "(or `python -m bnbook.torchvision_source`), which downloads it"
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(
+            f"could not download torchvision {TORCHVISION_VERSION}'s wheel into {dest} "
+            f"(pip said: {run.stderr.strip()[-300:]}). Connect to the package index and run "
+            "the cell again, or run `python -m bnbook.torchvision_source` where you can."
         )
-    return found[-1]
+    return wheel_path(dest, fetch=False)
+
+
+def wheel_path(folder: Path = WHEEL_DIR, fetch: bool = True) -> Path:
+    """The downloaded wheel of :data:`TORCHVISION_VERSION` in ``folder``; downloaded
+    there first if it is missing and ``fetch`` is true."""
+    found = sorted(folder.glob(f"torchvision-{TORCHVISION_VERSION}-*.whl"))
+    if found:
+        return found[-1]
+    if fetch:
+        return download(folder)
+    raise FileNotFoundError(
+        f"torchvision {TORCHVISION_VERSION}'s wheel is not in {folder}: run `make setup` "
+        "(or `python -m bnbook.torchvision_source`), which downloads it"
+    )
 
 
 def source(member: str, wheel: Path | None = None) -> str:

@@ -34,6 +34,13 @@ describe("the blog's tensor, against PyTorch 2.13.0", () => {
     assertClose(v, [1, 1.5], 1e-15, "biased variance");
   });
 
+  test("an option given as undefined keeps torch's default (training, eps 1e-5)", () => {
+    const plain = forward(BLOG_X, BLOG_SHAPE);
+    const given = forward(BLOG_X, BLOG_SHAPE, { eps: undefined, training: undefined });
+    assertClose(given.y, plain.y, 0, "y");
+    assertClose(given.mean, [1, 0.5], 1e-15, "batch mean: training mode");
+  });
+
   // torch.nn.BatchNorm2d(2, dtype=torch.float64), weight [2, -0.5], bias [0.25, 1];
   // dy = torch.arange(16).reshape(2, 2, 2, 2) / 4 - 1
   const gamma = [2, -0.5];

@@ -262,7 +262,8 @@ def test_disagreeing_ranks_all_raise_a_clear_error(runs, name):
             assert "error" not in rank_out and rank_out["state"]["num_batches_tracked"] == 1
         else:
             assert "error" in rank_out, rank_out.keys()
-            assert pytest.approx(0, abs=5) == rank_out["seconds"]
+            # raised by the check itself, not by a collective that waited for the others
+            assert "Timed out" not in rank_out["error"], rank_out["error"]
             import re
 
             assert re.search(pattern, rank_out["error"]), rank_out["error"]
@@ -330,21 +331,17 @@ def _no_children_left():
 
 def test_a_silent_rank_fails_within_the_collective_timeout():
     """Rank 0's all-gather gives up after the collective timeout (2 s), long before run()'s
-    own time limit (60 s) would stop it."""
-    start = time.monotonic()
+    own time limit (60 s) would stop it: the error is the collective's, naming its 2 s."""
     with pytest.raises(torch.multiprocessing.ProcessRaisedException) as raised:
         distributed.run(silent_rank_worker, 2, timeout=60, collective_timeout=2)
     assert "Timed out waiting 2000ms" in str(raised.value)
     assert "in _gather" in str(raised.value)
-    assert time.monotonic() - start < 45
     assert not _no_children_left()
 
 
 def test_run_stops_at_its_time_limit_and_cleans_up():
-    start = time.monotonic()
     with pytest.raises(TimeoutError, match="did not finish within 3 s"):
         distributed.run(sleeping_worker, 1, timeout=3)
-    assert time.monotonic() - start < 15
     assert not _no_children_left()
 
 

@@ -1,5 +1,8 @@
 """bnbook.torchvision_source: torchvision's own FrozenBatchNorm2d, run from its wheel."""
 
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -39,4 +42,27 @@ def test_the_source_comes_from_the_pinned_wheel():
 
 def test_a_missing_wheel_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="make setup"):
-        torchvision_source.wheel_path(tmp_path)
+        torchvision_source.wheel_path(tmp_path, fetch=False)
+
+
+def test_a_missing_wheel_is_downloaded_where_it_is_looked_for(tmp_path, monkeypatch):
+    """A downloaded chapter run outside the book's venv fetches the wheel on first use."""
+    calls = []
+
+    def fake_pip(command, **kwargs):
+        calls.append(command)
+        dest = Path(command[command.index("--dest") + 1])
+        (dest / f"torchvision-{torchvision_source.TORCHVISION_VERSION}-x.whl").write_bytes(b"")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(torchvision_source.subprocess, "run", fake_pip)
+    wheel = torchvision_source.wheel_path(tmp_path / "wheels")
+    assert wheel.parent == tmp_path / "wheels" and len(calls) == 1
+    assert f"torchvision=={torchvision_source.TORCHVISION_VERSION}" in calls[0]
+
+
+def test_a_failed_download_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip cannot reach any index
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    with pytest.raises(RuntimeError, match="Connect to the package index"):
+        torchvision_source.wheel_path(tmp_path / "wheels")

@@ -4,7 +4,7 @@ Each chapter page offers its executed notebook for download (``_sources/chapters
 rewritten by ``_ext/downloads.py``). Checked here, on the built site:
 
 - **For real, in a fresh environment**: a new venv with Jupyter's kernel and nbclient only
-  (no clone on its path, no bnlib, no torch), where chapters 1, 6 and 8 run top to bottom
+  (no clone on its path, no bnlib, no torch), where chapters 1, 6, 7 and 8 run top to bottom
   from an empty folder; their set-up cell installs the book's two wheels from inside the
   notebook, PyTorch's pinned CPU build and what else the chapter imports (from the package
   index pip is configured with; a local copy of PyTorch's CPU wheel in pip's find-links
@@ -33,7 +33,12 @@ import yaml
 from tests.site.pages import ROOT, SITE, toc_chapters, unavailable
 
 #: The chapters run for real (each takes a minute or two).
-RUN_CHAPTERS = ["chapters/01_worked_example", "chapters/06_training", "chapters/08_at_scale"]
+RUN_CHAPTERS = [
+    "chapters/01_worked_example",
+    "chapters/06_training",
+    "chapters/07_after_training",  # fetches torchvision's wheel on first use
+    "chapters/08_at_scale",
+]
 #: MyST markup that Jupyter would show raw: roles, directives, targets.
 LEFTOVER = re.compile(r"\{[a-z][\w:+-]*\}`|^(`{3,}|:{3,})\{|^\([^()\s]+\)=\s*$", re.MULTILINE)
 
