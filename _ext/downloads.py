@@ -215,10 +215,12 @@ def requirement_pins(app: Sphinx) -> dict[str, str]:
 
 
 def imported_modules(cells: list[dict]) -> set[str]:
-    """The top-level modules the code cells import."""
+    """The top-level modules the code cells import, or look up (``find_spec("keras")``:
+    chapter 7 reads Keras's source without importing it)."""
     pattern = re.compile(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", re.MULTILINE)
+    looked_up = re.compile(r"find_spec\(\s*[\"']([A-Za-z_]\w*)")
     code = "\n".join(cell_source(cell) for cell in cells if cell["cell_type"] == "code")
-    return set(pattern.findall(code))
+    return set(pattern.findall(code)) | set(looked_up.findall(code))
 
 
 def cell_source(cell: dict) -> str:
