@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SETUP := $(VENV)/.setup-done
 BOOK_LOG := _build/book.log
 
-.PHONY: setup book test unit lint js-test bench clean
+.PHONY: setup book test unit lint js-test bench clean po
 
 $(SETUP): requirements.txt pyproject.toml book/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ book: $(SETUP) $(NPM_DONE)
 	  test $${PIPESTATUS[0]} -eq 0
 	@! grep -E "WARNING:|ERROR:|Traceback" $(BOOK_LOG) || (echo "warnings in $(BOOK_LOG)"; exit 1)
 	@echo "book: $(CURDIR)/_build/html/index.html"
+
+# The Chinese edition's translation (README, "中文版"): the English prose of every page as
+# .pot files (scripts/i18n_pot.py, no execution), merged into locales/zh_CN/LC_MESSAGES/*.po
+# (new paragraphs untranslated, changed ones fuzzy). Run it after changing a page's prose,
+# then translate the new and fuzzy entries; scripts/check_po.py says what is left.
+po: $(SETUP)
+	rm -rf _build/gettext
+	$(BIN)/python scripts/i18n_pot.py _build/gettext
+	$(BIN)/sphinx-intl update -p _build/gettext/pot -l zh_CN -d locales
 
 # Python everywhere: the library, the book's package, the grader, the tests, the
 # benchmarks, the Sphinx extension and scripts; then the chapters (jupytext's canonical
