@@ -11,13 +11,28 @@ A local Sphinx extension, in both configurations:
   (``document["nb_renderer"]``: "No key ... found in glue data"). The page's notebook
   renderer is kept while the page is read, and lent to its translated paragraphs, so their
   numbers are the ones the page's code computed.
+- **A language switch on every page**: a link in the page's header buttons to the same page
+  in the other edition (English at the site's root, Chinese under ``zh/``: ``make book``),
+  its text in its own language ("中文", "English") with ``lang`` and ``hreflang``, so its
+  accessible name is what it shows; a plain link, so Tab and Enter reach it. The page's
+  ``<head>`` names the other edition as ``<link rel="alternate" hreflang>`` too. Sphinx sets
+  ``<html lang>`` from ``language`` ("zh-CN" on the Chinese pages).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sphinx.application import Sphinx
+
+#: Where the Chinese edition lives, below the English one's root.
+ZH_DIR = "zh"
+#: The other edition: (its lang attribute, the link's text, its position from a page's root).
+OTHER = {"en": ("zh-CN", "中文", ZH_DIR + "/"), "zh": ("en", "English", "../")}
+#: Inserted after it: the theme's row of buttons above the article (every page has one).
+ANCHOR = '<div class="article-header-buttons">'
+MARKER = "bnbook-lang-switch"
 
 
 def edition(language: str | None) -> str:
@@ -25,8 +40,49 @@ def edition(language: str | None) -> str:
     return "zh" if (language or "").lower().startswith("zh") else "en"
 
 
+STATIC = Path(__file__).with_name("static")
+
+
 def set_language(app: Sphinx, config) -> None:
     os.environ["BNBOOK_LANG"] = edition(config.language)
+    if str(STATIC) not in map(str, config.html_static_path):
+        config.html_static_path.append(str(STATIC))
+
+
+def other_edition_href(pagename: str, this: str) -> str:
+    """The link from page PAGENAME of edition THIS ("en"/"zh") to the same page in the other."""
+    up = "../" * pagename.count("/")
+    return f"{up}{OTHER[this][2]}{pagename}.html"
+
+
+def switch_html(pagename: str, this: str) -> tuple[str, str]:
+    """(the header link, the head's alternate link) for a page of edition THIS."""
+    lang, text, _ = OTHER[this]
+    href = other_edition_href(pagename, this)
+    link = (
+        f'<a class="btn btn-sm {MARKER}" href="{href}" hreflang="{lang}" lang="{lang}">{text}</a>'
+    )
+    return link, f'<link rel="alternate" hreflang="{lang}" href="{href}" />'
+
+
+def add_switch(text: str, pagename: str, this: str) -> str:
+    """TEXT (a page's HTML) with the language switch, once."""
+    if MARKER in text or ANCHOR not in text:
+        return text
+    link, alternate = switch_html(pagename, this)
+    text = text.replace(ANCHOR, ANCHOR + "\n" + link, 1)
+    return text.replace("</head>", alternate + "\n</head>", 1)
+
+
+def add_switches(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    this = edition(app.config.language)
+    for pagename in [*app.env.found_docs, "genindex", "search"]:
+        page = Path(app.outdir) / f"{pagename}.html"
+        if page.exists():
+            text = page.read_text(encoding="utf-8")
+            page.write_text(add_switch(text, pagename, this), encoding="utf-8")
 
 
 #: The notebook renderer of the page being read: (docname, renderer).
@@ -76,5 +132,7 @@ def _keep_renderers() -> None:
 
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", set_language)
+    app.connect("build-finished", add_switches)
+    app.add_css_file("bnbook-i18n.css")  # _ext/static (accessible.py adds the folder)
     _keep_renderers()
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
