@@ -35,15 +35,32 @@ $(NPM_DONE): package.json package-lock.json
 js-test: $(NPM_DONE)
 	node --test js/test/
 
+# The Chinese edition's figures need a font with CJK glyphs (bnbook/style.py falls back to
+# Noto Sans CJK SC): Debian's fonts-noto-cjk, which root (as in CI) installs when missing.
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+$(CJK_FONT):
+	@test "$$(id -u)" -eq 0 || { echo "$@ is missing: the Chinese edition's figures need it: \
+	  sudo apt-get install -y fonts-noto-cjk"; exit 1; }
+	apt-get update -q && apt-get install -y -q fonts-noto-cjk
+	rm -rf $${MPLCONFIGDIR:-$$HOME/.cache/matplotlib}/fontlist-*.json  # matplotlib sees it
+
+# Both editions, each executing its chapters (figures are drawn in the page's language):
+# English into _build/html, Chinese (_config_zh.yml, locales/zh_CN) into _build/html/zh.
 # -W: warnings are errors; -n: nitpicky; execution is forced in _config.yml, so a cell
 # that raises fails the build.
-book: $(SETUP) $(NPM_DONE)
-	rm -rf _build/html _build/jupyter_execute _build/.doctrees _build/screenshots
+BOOK_LOG_ZH := _build/book-zh.log
+book: $(SETUP) $(NPM_DONE) $(CJK_FONT)
+	rm -rf _build/html _build/zh _build/jupyter_execute _build/.doctrees _build/screenshots
 	mkdir -p _build
 	$(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee $(BOOK_LOG); \
 	  test $${PIPESTATUS[0]} -eq 0
 	@! grep -E "WARNING:|ERROR:|Traceback" $(BOOK_LOG) || (echo "warnings in $(BOOK_LOG)"; exit 1)
-	@echo "book: $(CURDIR)/_build/html/index.html"
+	$(BIN)/jupyter-book build . --config _config_zh.yml --path-output _build/zh -W -n \
+	  --keep-going 2>&1 | tee $(BOOK_LOG_ZH); test $${PIPESTATUS[0]} -eq 0
+	@! grep -E "WARNING:|ERROR:|Traceback" $(BOOK_LOG_ZH) || \
+	  (echo "warnings in $(BOOK_LOG_ZH)"; exit 1)
+	mv _build/zh/_build/html _build/html/zh
+	@echo "book: $(CURDIR)/_build/html/index.html and $(CURDIR)/_build/html/zh/index.html"
 
 # The Chinese edition's translation (README, "中文版"): the English prose of every page as
 # .pot files (scripts/i18n_pot.py, no execution), merged into locales/zh_CN/LC_MESSAGES/*.po
