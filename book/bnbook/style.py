@@ -100,9 +100,43 @@ STYLE = {
 }
 
 
+#: The Chinese edition's fonts (:func:`bnbook.i18n.lang` "zh"): DejaVu Sans, matplotlib's
+#: own, for Latin letters, digits and symbols (as in English), and glyph by glyph, Noto Sans
+#: CJK SC for the Chinese characters (Debian's fonts-noto-cjk, which ``make book`` installs).
+CJK_FONTS = ["DejaVu Sans", "Noto Sans CJK SC"]
+#: Where Debian puts Noto Sans CJK (a font collection; SC is one of its faces).
+CJK_FONT_FILES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+)
+
+
+def _register_cjk_font() -> None:
+    """Make matplotlib know Noto Sans CJK SC even if its font cache predates the install."""
+    from pathlib import Path
+
+    from matplotlib import font_manager
+
+    if any(f.name == CJK_FONTS[1] for f in font_manager.fontManager.ttflist):
+        return
+    for path in CJK_FONT_FILES:
+        if Path(path).exists():
+            font_manager.fontManager.addfont(path)
+
+
+def book_style() -> dict:
+    """:data:`STYLE`, with the Chinese edition's fonts when the edition is Chinese."""
+    from bnbook.i18n import lang
+
+    if lang() != "zh":
+        return STYLE
+    _register_cjk_font()
+    return {**STYLE, "font.family": CJK_FONTS}
+
+
 def figure_style():
     """A context in which figures get the book's style: ``with figure_style(): ...``."""
-    return matplotlib.rc_context(STYLE)
+    return matplotlib.rc_context(book_style())
 
 
 def styled(draw: F) -> F:

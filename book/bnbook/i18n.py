@@ -1,0 +1,48 @@
+"""The words in the book's figures and widgets, in the reader's language: one place.
+
+The book has two editions from one source (README, "中文版"): English, and Simplified
+Chinese. Code and its output are the same in both; what a figure *says* (titles, axis
+labels, legends, annotations) and a widget's labels follow the page's language. Every such
+text in :mod:`bnbook` goes through :func:`t`, keyed by its English wording:
+
+    ax.set_title(t("running_mean, channel {c}", c=channel))
+
+- :func:`lang` is the edition being drawn: ``BNBOOK_LANG`` ("en" or "zh"), which the Chinese
+  build sets (``_ext/i18n.py`` sets it from Sphinx's ``language`` before the chapters run);
+  a reader's own notebook draws in English unless they set it.
+- :data:`bnbook.i18n_zh.ZH` is the Chinese table, keyed by the English template (the text
+  given to :func:`t`, placeholders included). ``tests/book/test_i18n.py`` fails when a text
+  given to :func:`t` anywhere in bnbook has no Chinese entry, or an entry's placeholders
+  differ from its key's.
+- Chinese text needs a font with CJK glyphs: :mod:`bnbook.style` adds Noto Sans CJK SC
+  (Debian's fonts-noto-cjk, which ``make book`` installs) as the fallback of DejaVu Sans.
+
+The first argument of :func:`t` is always a string literal, so that the tests can find every
+text by reading the source.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: The environment variable that names the edition: "zh" (also zh_CN, zh-CN) or "en".
+ENV = "BNBOOK_LANG"
+
+
+def lang() -> str:
+    """The edition being drawn: "zh" or "en" (the default)."""
+    return "zh" if os.environ.get(ENV, "").lower().startswith("zh") else "en"
+
+
+def t(text: str, **fields) -> str:
+    """TEXT in the edition's language, its ``{placeholders}`` filled from FIELDS.
+
+    In English, TEXT itself. In Chinese, its entry in :data:`bnbook.i18n_zh.ZH`, or TEXT
+    when there is none yet (the tests list what is missing).
+    """
+    template = text
+    if lang() == "zh":
+        from bnbook.i18n_zh import ZH
+
+        template = ZH.get(text) or text
+    return template.format(**fields) if fields else template
