@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from bnbook.i18n import N_, t
 from bnbook.simulate import ema_weights, expected_running
 from bnbook.style import FULL_WIDTH, GREY, PALETTE, linestyle, styled
 from bnbook.style import color as palette_color
@@ -82,17 +83,24 @@ def tensor_pooling_figure(x) -> Figure:
         left.text(
             x0 + w_px / 2,
             -0.35,
-            f"channel {c}\nμ = {mean[c]:.4g}, σ² = {var[c]:.4g}",
+            t(
+                "channel {c}\nμ = {mean}, σ² = {var}",
+                c=c,
+                mean=f"{mean[c]:.4g}",
+                var=f"{var[c]:.4g}",
+            ),
             ha="center",
             va="bottom",
             color=color,
             gid=f"stats[{c}]",
         )
     for n in range(n_img):
-        left.text(-0.3, n * (h_px + gap) + h_px / 2, f"image {n}", ha="right", va="center")
+        left.text(-0.3, n * (h_px + gap) + h_px / 2, t("image {n}", n=n), ha="right", va="center")
     left.set_xlim(-2.6, n_ch * (w_px + col_gap) - col_gap + 1.2)
     left.set_ylim(n_img * (h_px + gap) - gap + 0.2, -1.6)
-    left.set_title(f"x: {n_img} images × {n_ch} channels × {h_px}×{w_px} pixels")
+    left.set_title(
+        t("x: {n} images × {c} channels × {h}×{w} pixels", n=n_img, c=n_ch, h=h_px, w=w_px)
+    )
 
     for c in range(n_ch):
         for j in range(m):
@@ -108,7 +116,7 @@ def tensor_pooling_figure(x) -> Figure:
         right.text(
             -0.2,
             c * 1.5 + 0.5,
-            f"channel {c}",
+            t("channel {c}", c=c),
             ha="right",
             va="center",
             color=CHANNEL_COLORS[c],
@@ -117,7 +125,7 @@ def tensor_pooling_figure(x) -> Figure:
         right.text(
             (n + 0.5) * h_px * w_px,
             -0.15,
-            f"from image {n}",
+            t("from image {n}", n=n),
             ha="center",
             va="bottom",
             color="0.35",
@@ -125,7 +133,7 @@ def tensor_pooling_figure(x) -> Figure:
     right.set_xlim(-2.3, m + 0.1)
     right.set_ylim(n_ch * 1.5 + 1.0, -0.9)
     right.set_aspect("equal")
-    right.set_title(f"channels first, the rest flattened: {n_ch} rows of N·H·W = {m}")
+    right.set_title(t("channels first, the rest flattened: {c} rows of N·H·W = {m}", c=n_ch, m=m))
     left.set_aspect("equal")
     for ax in (left, right):
         ax.set_axis_off()
@@ -175,7 +183,7 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
         color="tab:green",
         linestyle="--",
         linewidth=1.5,
-        label="biased variance (what BatchNorm does): 1",
+        label=t("biased variance (what BatchNorm does): 1"),
     )
     ax.plot(
         m_line,
@@ -183,7 +191,7 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
         color="tab:red",
         linewidth=2,
         gid="theory",
-        label="unbiased variance: $(m-1)/m$",
+        label=t("unbiased variance: $(m-1)/m$"),
     )
     ax.plot(
         m_measured,
@@ -192,7 +200,7 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
         color="black",
         markersize=5,
         gid="measured",
-        label="measured on random tensors (bnlib)",
+        label=t("measured on random tensors (bnlib)"),
     )
     if mark is not None:
         ax.annotate(
@@ -202,12 +210,12 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
             arrowprops=dict(arrowstyle="->", color="0.3"),
         )
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("m = N·H·W, values per channel (log scale)")
-    ax.set_ylabel("variance of the output")
+    ax.set_xlabel(t("m = N·H·W, values per channel (log scale)"))
+    ax.set_ylabel(t("variance of the output"))
     ax.set_ylim(0.45, 1.05)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title("Normalizing with the unbiased variance shrinks the output")
+    ax.set_title(t("Normalizing with the unbiased variance shrinks the output"))
     return fig
 
 
@@ -264,31 +272,31 @@ def eps_sweep_figure(variances, eps_values, default_eps: float = 1e-5, seed: int
             color=CHANNEL_COLORS[k % len(CHANNEL_COLORS)],
             linestyle=linestyle(k),
             gid=f"var={v:g}",
-            label=f"channel variance σ² = {power_of_ten(v)}",
+            label=t("channel variance σ² = {v}", v=power_of_ten(v)),
         )
     ax.axvline(
         default_eps,
         color="0.3",
         linestyle=":",
         linewidth=1.5,
-        label=f"PyTorch's default ε = {power_of_ten(default_eps)}",
+        label=t("PyTorch's default ε = {eps}", eps=power_of_ten(default_eps)),
     )
     ax.set_xscale("log")
-    ax.set_xlabel("ε (log scale)")
-    ax.set_ylabel("standard deviation of the output")
+    ax.set_xlabel(t("ε (log scale)"))
+    ax.set_ylabel(t("standard deviation of the output"))
     ax.set_ylim(0, 1.08)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower left")
-    ax.set_title("ε barely matters, until it is comparable to the channel's variance")
+    ax.set_title(t("ε barely matters, until it is comparable to the channel's variance"))
     return fig
 
 
 #: The normalization layers of chapter 1's family table, and what each pools.
 POOLING_LAYERS = {
-    "BatchNorm2d": "per channel,\nover batch and space",
-    "LayerNorm": "per image,\nover channels and space",
-    "InstanceNorm2d": "per image and channel,\nover space",
-    "GroupNorm": "per image and group,\nover its channels and space",
+    "BatchNorm2d": N_("per channel,\nover batch and space"),
+    "LayerNorm": N_("per image,\nover channels and space"),
+    "InstanceNorm2d": N_("per image and channel,\nover space"),
+    "GroupNorm": N_("per image and group,\nover its channels and space"),
 }
 
 
@@ -350,17 +358,25 @@ def normalization_pooling_figure(
             ax.text(c * (w_px + gap) + w_px / 2, -0.2, f"c{c}", ha="center", va="bottom")
         for n in range(n_img):
             ax.text(-0.2, n * (h_px + gap) + h_px / 2, f"n{n}", ha="right", va="center")
-        name = f"GroupNorm ({groups} groups)" if layer == "GroupNorm" else layer
+        name = t("GroupNorm ({groups} groups)", groups=groups) if layer == "GroupNorm" else layer
         ax.set_title(
-            f"{name}\n{rule}\n{n_stats} statistics × {ids.size // n_stats} values",
+            f"{name}\n{t(rule)}\n"
+            + t("{k} statistics × {n} values", k=n_stats, n=ids.size // n_stats),
         )
         ax.set_xlim(-1.0, n_ch * (w_px + gap) - gap + 0.1)
         ax.set_ylim(n_img * (h_px + gap) - gap + 0.1, -0.9)
         ax.set_aspect("equal")
         ax.set_axis_off()
     fig.suptitle(
-        f"Which values share a mean and variance (one colour per statistic)\n"
-        f"{n_img} images (rows n) × {n_ch} channels (columns c) × {h_px}×{w_px} pixels",
+        t("Which values share a mean and variance (one colour per statistic)")
+        + "\n"
+        + t(
+            "{n} images (rows n) × {c} channels (columns c) × {h}×{w} pixels",
+            n=n_img,
+            c=n_ch,
+            h=h_px,
+            w=w_px,
+        ),
     )
     return fig
 
@@ -388,7 +404,7 @@ _BACKWARD_GRAPH_EDGES = [
 ]  # fmt: skip
 # The gradient each node receives in the backward pass (d<name> = ∂L/∂<name>).
 _BACKWARD_GRAPH_GRADIENTS = {
-    "y": r"$dy$ (given)",
+    "y": N_(r"$dy$ (given)"),
     "gamma": r"$d\gamma = \sum dy\,\hat x$",
     "beta": r"$d\beta = \sum dy$",
     "xhat": r"$d\hat x = \gamma\, dy$",
@@ -452,14 +468,16 @@ def backward_graph_figure() -> plt.Figure:
         above = y > 0
         rise = _GRADIENT_LABEL_RISE[name]
         ax.text(
-            x + _GRADIENT_LABEL_SHIFT.get(name, 0.0), y + (rise if above else -rise), grad,
+            x + _GRADIENT_LABEL_SHIFT.get(name, 0.0), y + (rise if above else -rise), t(grad),
             ha="center", va="bottom" if above else "top", color="#b2182b",
         )  # fmt: skip
     legend = [
-        Patch(facecolor="#eeeeee", edgecolor="#333333", label="tensor of shape (N, C, H, W)"),
-        Patch(facecolor="#dbe9f6", edgecolor="#333333", label="one number per channel"),
-        Line2D([], [], color="#333333", marker=">", label="forward pass"),
-        Line2D([], [], color="#b2182b", lw=0, marker="$d$", label="gradient received (backward)"),
+        Patch(facecolor="#eeeeee", edgecolor="#333333", label=t("tensor of shape (N, C, H, W)")),
+        Patch(facecolor="#dbe9f6", edgecolor="#333333", label=t("one number per channel")),
+        Line2D([], [], color="#333333", marker=">", label=t("forward pass")),
+        Line2D(
+            [], [], color="#b2182b", lw=0, marker="$d$", label=t("gradient received (backward)")
+        ),
     ]
     fig.legend(handles=legend, loc="outside lower center", ncol=2, frameon=False)
     ax.set_xlim(-0.6, 11.6)
@@ -497,12 +515,12 @@ def gradient_projection_figure(
         color = palette_color(c)
         ax.loglog(eps_values, predicted[:, c], color=color, lw=1.2, ls=linestyle(c))
         ax.loglog(eps_values, projections[:, c], "o", color=color, ms=4,
-                  label=rf"channel {c}: $|\sum dx\,\hat x|$")  # fmt: skip
+                  label=t(r"channel {c}: $|\sum dx\,\hat x|$", c=c))  # fmt: skip
         ax.loglog(eps_values, np.maximum(sums[:, c], 1e-17), "x", color=color, ms=4, alpha=0.6)
     ax.plot([], [], "k-", lw=1.2, label=r"$\gamma\,\varepsilon\,\rho^3\,|\sum dy\,\hat x|$")
-    ax.plot([], [], "kx", alpha=0.6, label=r"$|\sum dx|$ (rounding level)")
+    ax.plot([], [], "kx", alpha=0.6, label=t(r"$|\sum dx|$ (rounding level)"))
     ax.set_xlabel(r"$\varepsilon$", fontsize=14)
-    ax.set_ylabel("per-channel sum (absolute value)")
+    ax.set_ylabel(t("per-channel sum (absolute value)"))
     ax.set_ylim(3e-18, 10 * max(projections.max(), predicted.max()))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
               frameon=False)  # fmt: skip
@@ -517,7 +535,9 @@ def gradient_projection_figure(
 
 
 def _momentum_label(momentum: float | None) -> str:
-    return "momentum=None (cumulative)" if momentum is None else f"momentum = {momentum:g}"
+    if momentum is None:
+        return t("momentum=None (cumulative)")
+    return t("momentum = {p}", p=f"{momentum:g}")
 
 
 @styled
@@ -539,7 +559,7 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
     for ax, stat, initial in zip(axes, ("mean", "var"), (0.0, 1.0), strict=True):
         batch = getattr(first, f"batch_{stat}")[:, channel]
         ax.plot(steps[1:], batch, ".", color=GREY, markersize=3, gid=f"batch_{stat}",
-                label="each batch's statistic (variance: unbiased)")  # fmt: skip
+                label=t("each batch's statistic (variance: unbiased)"))  # fmt: skip
         for k, trace in enumerate(traces):
             color = "black" if trace.momentum is None else palette_color(k)
             running = getattr(trace, f"running_{stat}")[:, channel]
@@ -551,14 +571,14 @@ def running_stats_figure(traces, population_mean, population_var, channel: int =
                                             population[stat])[:, 0]  # fmt: skip
                 ax.plot(steps, expected, ":", color=color, linewidth=1.2)
         ax.axhline(population[stat], color="black", linestyle="--", linewidth=1,
-                   label="population value")  # fmt: skip
-        ax.plot([], [], ":", color="0.3", linewidth=1.2, label="expected: v + (r₀ − v)(1 − p)ᵗ")
-        ax.set_xlabel("step (batches seen)")
+                   label=t("population value"))  # fmt: skip
+        ax.plot([], [], ":", color="0.3", linewidth=1.2, label=t("expected: v + (r₀ − v)(1 − p)ᵗ"))
+        ax.set_xlabel(t("step (batches seen)"))
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("running_mean")
     axes[1].set_ylabel("running_var")
-    axes[0].set_title(f"running_mean, channel {channel}")
-    axes[1].set_title(f"running_var, channel {channel}")
+    axes[0].set_title(t("running_mean, channel {c}", c=channel))
+    axes[1].set_title(t("running_var, channel {c}", c=channel))
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     return fig
@@ -576,18 +596,18 @@ def ema_weights_figure(momenta, steps: int = 60) -> Figure:
     k = np.arange(steps)
     for i, p in enumerate(momenta):
         w = ema_weights(p, steps)
+        label = t("momentum {p}: memory 1/p = {memory} batches", p=f"{p:g}", memory=f"{1 / p:.3g}")
         ax.plot(k, w, color=palette_color(i), linestyle=linestyle(i), linewidth=1.8,
-                gid=f"weights:{p:g}",
-                label=f"momentum {p:g}: memory 1/p = {1 / p:.3g} batches")  # fmt: skip
+                gid=f"weights:{p:g}", label=label)  # fmt: skip
         kp = round(1 / p)
         if kp < steps:
             ax.plot([kp], [w[kp]], "o", color=palette_color(i), markersize=7, gid=f"memory:{p:g}")
     ax.set_yscale("log")
-    ax.set_xlabel("k: how many steps ago the batch was seen")
-    ax.set_ylabel("weight in the running value")
+    ax.set_xlabel(t("k: how many steps ago the batch was seen"))
+    ax.set_ylabel(t("weight in the running value"))
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower left")
-    ax.set_title("Weight of the k-th past batch: momentum·(1 − momentum)^k")
+    ax.set_title(t("Weight of the k-th past batch: momentum·(1 − momentum)^k"))
     return fig
 
 
@@ -609,21 +629,22 @@ def batch_spread_figure(spreads, population_std) -> Figure:
         (axes[0], "mean", std, 1 / np.sqrt(m)),
         (axes[1], "var", std**2, np.sqrt(2 / (m - 1))),
     ]:
+        closed = "1/√m" if stat == "mean" else "√(2/(m−1))"
         ax.plot(sizes, theory, "-", color="0.3", linewidth=1.5, gid=f"{stat}:theory",
-                label="closed form: " + ("1/√m" if stat == "mean" else "√(2/(m−1))"))  # fmt: skip
+                label=t("closed form: {f}", f=closed))  # fmt: skip
         for c in range(std.size):
             measured = np.array([getattr(s, f"{stat}_std")[c] for s in spreads]) / scale[c]
             ax.plot(sizes, measured, "o", color=CHANNEL_COLORS[c], markersize=5,
-                    gid=f"{stat}:c{c}", label=f"channel {c} (simulated)")  # fmt: skip
+                    gid=f"{stat}:c{c}", label=t("channel {c} (simulated)", c=c))  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("batch size N (values per channel m = N·H·W)")
+        ax.set_xlabel(t("batch size N (values per channel m = N·H·W)"))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="upper right")
-    axes[0].set_ylabel("sd of batch mean / σ")
-    axes[1].set_ylabel("sd of batch variance / σ²")
-    axes[0].set_title("batch means scatter like 1/√m")
-    axes[1].set_title("batch variances scatter like √2/√m")
+    axes[0].set_ylabel(t("sd of batch mean / σ"))
+    axes[1].set_ylabel(t("sd of batch variance / σ²"))
+    axes[0].set_title(t("batch means scatter like 1/√m"))
+    axes[1].set_title(t("batch variances scatter like √2/√m"))
     return fig
 
 
@@ -648,13 +669,13 @@ def probe_outputs_figure(outputs_by_size: dict, ideal: float, channel: int = 0) 
         lo, hi = np.percentile(values, [5, 95])
         ax.plot([lo, hi], [row + 0.3, row + 0.3], "-", color=palette_color(row), linewidth=3)
     ax.axvline(ideal, color="black", linestyle="--", linewidth=1.2,
-               label=f"with population statistics: {ideal:.3g}")  # fmt: skip
+               label=t("with population statistics: {v}", v=f"{ideal:.3g}"))  # fmt: skip
     ax.set_yticks(range(len(sizes)), [f"N = {s}" for s in sizes])
     ax.set_ylim(len(sizes) - 0.4, -0.6)
-    ax.set_xlabel("output of the same input value in training mode")
+    ax.set_xlabel(t("output of the same input value in training mode"))
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(loc="upper right")
-    ax.set_title("One input, many batches: training-mode output depends on the batch")
+    ax.set_title(t("One input, many batches: training-mode output depends on the batch"))
     return fig
 
 
@@ -671,7 +692,7 @@ def drift_figure(traces, population_mean, batch_mean) -> Figure:
     fig = Figure(figsize=(FULL_WIDTH, 3.4), layout="constrained")
     ax, ax_err = fig.subplots(1, 2, width_ratios=(1.25, 1))
     steps = np.arange(1, len(population_mean) + 1)
-    ax.plot(steps, batch_mean, ".", color=GREY, markersize=3, label="each batch's mean")
+    ax.plot(steps, batch_mean, ".", color=GREY, markersize=3, label=t("each batch's mean"))
     ax_err.axhline(0, color="black", linestyle="--", linewidth=1)
     for k, trace in enumerate(traces):
         color = "black" if trace.momentum is None else palette_color(k)
@@ -679,12 +700,12 @@ def drift_figure(traces, population_mean, batch_mean) -> Figure:
         ax.plot(steps, running, color=color, linestyle=linestyle(k), linewidth=1.6,
                 label=_momentum_label(trace.momentum))  # fmt: skip
         ax_err.plot(steps, running - population_mean, color=color, ls=linestyle(k), lw=1.2)
-    ax.plot(steps, population_mean, "--", color="black", linewidth=1.2, label="population mean")
-    ax.set(xlabel="step (batches seen)", ylabel="mean")
-    ax.set_title("running_mean on a drifting stream")
-    ax_err.set(xlabel="step (batches seen)", ylabel="running_mean − population mean")
+    ax.plot(steps, population_mean, "--", color="black", linewidth=1.2, label=t("population mean"))
+    ax.set(xlabel=t("step (batches seen)"), ylabel=t("mean"))
+    ax.set_title(t("running_mean on a drifting stream"))
+    ax_err.set(xlabel=t("step (batches seen)"), ylabel=t("running_mean − population mean"))
     ax_err.set_ylim(-2.0, 1.0)
-    ax_err.set_title("the error: lag (offset) and noise (wiggle)")
+    ax_err.set_title(t("the error: lag (offset) and noise (wiggle)"))
     for a in (ax, ax_err):
         a.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
