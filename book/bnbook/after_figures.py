@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from bnbook import i18n
 from bnbook.style import FULL_WIDTH, styled
 
 # --------------------------------------------------------------------------------------
@@ -33,16 +34,16 @@ def affine_figure(z, eval_out, batches: Mapping[str, tuple], channels: Sequence[
     marks = ("x", "+", "1", "2")
     for ax, c in zip(axes, channels, strict=True):
         ax.plot(np.ravel(z[:, c]), np.ravel(eval_out[:, c]), ".", color="0.6", ms=2,
-                label="eval mode, all test images")  # fmt: skip
+                label=i18n.t("eval mode, all test images"))  # fmt: skip
         for k, (label, (batch, out)) in enumerate(batches.items()):
             ax.plot(np.ravel(batch[:, c]), np.ravel(out[:, c]), marks[k], color=f"C{k + 1}",
-                    ms=5, label=f"training mode: {label}")  # fmt: skip
-        ax.set_title(f"channel {c}")
+                    ms=5, label=i18n.t("training mode: {batch}", batch=i18n.t(label)))  # fmt: skip
+        ax.set_title(i18n.t("channel {c}", c=c))
         ax.text(0.04, 0.96, f"$a = {a[c]:.2f}$\n$t = {t[c]:.2f}$", transform=ax.transAxes,
                 va="top")  # fmt: skip
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("BN output")
-    fig.supxlabel("conv output $z$")
+    axes[0].set_ylabel(i18n.t("BN output"))
+    fig.supxlabel(i18n.t("conv output $z$"))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False,
                markerscale=2)  # fmt: skip
@@ -57,8 +58,8 @@ def padding_error_figure(error_map) -> Figure:
     im = ax.imshow(np.asarray(error_map), cmap="magma")
     ax.set_xticks(range(error_map.shape[1]))
     ax.set_yticks(range(error_map.shape[0]))
-    ax.set(xlabel="column", ylabel="row")
-    fig.colorbar(im, ax=ax, label="mean |folded − exact|")
+    ax.set(xlabel=i18n.t("column"), ylabel=i18n.t("row"))
+    fig.colorbar(im, ax=ax, label=i18n.t("mean |folded − exact|"))
     return fig
 
 
@@ -72,19 +73,20 @@ def shift_figure(images: Sequence[tuple[str, np.ndarray]], accuracy, shifts: Seq
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.1])
     for ax, (label, image) in zip(top.subplots(1, len(images)), images, strict=True):
         ax.imshow(image, cmap="gray_r", vmin=0, vmax=20)
-        ax.set_title(label)
+        ax.set_title(i18n.t(label))
         ax.set_axis_off()
     ax = bottom.subplots()
     acc = 100 * np.asarray(accuracy)
-    kinds = (("clean", "C0", "o"), ("shifted", "C3", "x"), ("after AdaBN", "C2", "s"))
+    kinds = ((i18n.t("clean"), "C0", "o"), (i18n.t("shifted"), "C3", "x"),
+             (i18n.t("after AdaBN"), "C2", "s"))  # fmt: skip
     seeds = acc.shape[1]
     for j, (label, color, marker) in enumerate(kinds):
         for i in range(len(shifts)):
             xs = i + (j - 1) * 0.25 + np.linspace(-0.06, 0.06, seeds)
             ax.plot(xs, acc[i, :, j], marker, color=color, ms=6, ls="none",
                     label=label if i == 0 else None)  # fmt: skip
-    ax.set_xticks(range(len(shifts)), shifts)
-    ax.set(ylabel="test accuracy (%)", ylim=(0, 102))
+    ax.set_xticks(range(len(shifts)), [i18n.t(s) for s in shifts])
+    ax.set(ylabel=i18n.t("test accuracy (%)"), ylim=(0, 102))
     ax.grid(axis="y", alpha=0.3)
     bottom.legend(loc="outside right center", frameon=False)
     return fig
@@ -107,13 +109,13 @@ def variance_error_figure(means, errors: Mapping[str, np.ndarray], u: float) -> 
     markers = "osD^vPx*"
     for k, (name, err) in enumerate(errors.items()):
         style = dict(color=f"C{k}", marker=markers[k % len(markers)])
-        ax.plot(shown, np.median(err, axis=0), "-", lw=1.2, label=name, **style)
+        ax.plot(shown, np.median(err, axis=0), "-", lw=1.2, label=i18n.t(name), **style)
         for row in err:
             ax.plot(shown, row, ls="none", ms=4, alpha=0.6, **style)
     ax.plot(shown, shown**2 * u, "k--", lw=1, label=r"$(\mu/\sigma)^2 u$")
     ax.set(xscale="log", yscale="log")
-    ax.set_xlabel(r"mean of the data $\mu$ ($\sigma = 1$)")
-    ax.set_ylabel("relative error of the variance")
+    ax.set_xlabel(i18n.t(r"mean of the data $\mu$ ($\sigma = 1$)"))
+    ax.set_ylabel(i18n.t("relative error of the variance"))
     ax.grid(True, which="major", alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2, frameon=False)
     return fig
@@ -126,14 +128,14 @@ def per_device_gap_figure(sizes: Sequence[int], gap, seeds: Sequence[int], predi
     fig = Figure(figsize=(FULL_WIDTH, 3.4), layout="constrained")
     ax = fig.subplots()
     for i, seed in enumerate(seeds):
-        ax.plot(sizes, gap[i], "o-", color=f"C{i}", label=f"seed {seed}")
+        ax.plot(sizes, gap[i], "o-", color=f"C{i}", label=i18n.t("seed {seed}", seed=seed))
     if predicted is not None:
         ax.plot(sizes, predicted, "k--", lw=1, label=r"$\sqrt{s\,(1/n - 1/N)}$")
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.minorticks_off()
     ax.invert_xaxis()
-    ax.set(xlabel="images per device n", ylabel="RMS(per device − whole)")
+    ax.set(xlabel=i18n.t("images per device n"), ylabel=i18n.t("RMS(per device − whole)"))
     ax.grid(True, alpha=0.3)
     fig.legend(loc="outside right center", frameon=False)
     return fig
@@ -147,10 +149,11 @@ def per_device_training_figure(curves: Mapping[str, Sequence]) -> Figure:
     fig = Figure(figsize=(FULL_WIDTH, 3.6), layout="constrained")
     ax = fig.subplots()
     for k, (label, histories) in enumerate(curves.items()):
+        name = i18n.t(label)
         for s, history in enumerate(histories):
             ax.plot(history.eval_steps, 100 * np.asarray(history.test_accuracy), "o-",
-                    color=f"C{k}", ms=3, lw=1.2, label=label if s == 0 else None)  # fmt: skip
-    ax.set(xlabel="training step", ylabel="test accuracy (%)", ylim=(0, 100))
+                    color=f"C{k}", ms=3, lw=1.2, label=name if s == 0 else None)  # fmt: skip
+    ax.set(xlabel=i18n.t("training step"), ylabel=i18n.t("test accuracy (%)"), ylim=(0, 100))
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2, frameon=False)
     return fig

@@ -17,13 +17,17 @@ text in :mod:`bnbook` goes through :func:`t`, keyed by its English wording:
 - Chinese text needs a font with CJK glyphs: :mod:`bnbook.style` adds Noto Sans CJK SC
   (Debian's fonts-noto-cjk, which ``make book`` installs) as the fallback of DejaVu Sans.
 
-The first argument of :func:`t` is always a string literal, so that the tests can find every
-text by reading the source.
+The first argument of :func:`t` is a string literal (or :func:`N_`-marked one), so that the
+tests can find every text by reading the source. Texts a chapter passes to a figure function
+(a title, a legend's names) go through :func:`t` inside it; a Chinese build records each text
+that has no entry in the file ``BNBOOK_I18N_MISSING`` names (``_ext/i18n.py`` sets it), and
+``scripts/check_po.py`` lists them with the untranslated prose.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 #: The environment variable that names the edition: "zh" (also zh_CN, zh-CN) or "en".
 ENV = "BNBOOK_LANG"
@@ -45,7 +49,26 @@ def t(text: str, **fields) -> str:
         from bnbook.i18n_zh import ZH
 
         template = ZH.get(text) or text
+        if text not in ZH and needs_translation(text):
+            _record_missing(text)
     return template.format(**fields) if fields else template
+
+
+#: Words: two or more Latin letters in a row, outside $math$ (which is never translated).
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_MATH = re.compile(r"\$[^$]*\$")
+
+
+def needs_translation(text: str) -> bool:
+    """Whether TEXT has words (not just math, numbers and symbols) a reader would read."""
+    return bool(_WORD.search(_MATH.sub("", text)))
+
+
+def _record_missing(text: str) -> None:
+    path = os.environ.get("BNBOOK_I18N_MISSING")
+    if path:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(repr(text) + "\n")
 
 
 def N_(text: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from bnbook.i18n import N_, t
 from bnbook.style import BODY_PT, DPI, FULL_WIDTH, GREY, PALETTE, PIXEL_RATIO, linestyle, styled
 from bnbook.style import color as palette_color
 from bnbook.widgets import Explorer, Renderer, static_explorer
@@ -28,11 +29,10 @@ COLORS = {
     "layer": PALETTE[4],
 }
 #: What the static explorer tells a reader about running it live.
-RUN_LIVE = (
+RUN_LIVE = N_(
     "On this page the slider steps through frames drawn when the book was built. Open the "
     "chapter in Colab or Binder (rocket button at the top of the page), or download it as a "
-    "notebook, to run the live explorer, <code>figures.lr_explorer(runs_by_lr, LR)</code>, "
-    "and the training runs themselves."
+    "notebook, to run the live explorer, {code}, and the training runs themselves."
 )
 #: The training loss is plotted as a moving average over this many steps.
 SMOOTH = 10
@@ -43,9 +43,9 @@ def smooth(values: np.ndarray, width: int = SMOOTH) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     cumulative = np.cumsum(np.insert(values, 0, 0.0))
     out = np.empty_like(values)
-    for t in range(values.size):
-        start = max(0, t + 1 - width)
-        out[t] = (cumulative[t + 1] - cumulative[start]) / (t + 1 - start)
+    for i in range(values.size):
+        start = max(0, i + 1 - width)
+        out[i] = (cumulative[i + 1] - cumulative[start]) / (i + 1 - start)
     return out
 
 
@@ -88,7 +88,7 @@ def sweep_figure(
     for i, (label, acc) in enumerate(results.items()):
         color = (colors or COLORS).get(label, palette_color(i))
         acc = 100 * np.asarray(acc)
-        ax.plot(xs, acc.mean(axis=1), color=color, ls=linestyle(i), lw=1.5, label=label)
+        ax.plot(xs, acc.mean(axis=1), color=color, ls=linestyle(i), lw=1.5, label=t(label))
         for s in range(acc.shape[1]):
             ax.plot(xs, acc[:, s], "o", color=color, ms=4, alpha=0.6)
     if log_x:
@@ -96,8 +96,8 @@ def sweep_figure(
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.minorticks_off()
     ax.axhline(10, color=GREY, lw=0.8, ls=":")
-    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", ylim=(0, 102))
-    ax.set_title(title)
+    ax.set(xlabel=t(xlabel), ylabel=t("test accuracy (%)"), ylim=(0, 102))
+    ax.set_title(t(title))
     figure.legend(loc="outside right center", frameon=False)
     plt.close(figure)
     return figure
@@ -124,7 +124,7 @@ def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None, ceiling=None) 
         for s, history in enumerate(histories):
             loss = smooth(history.train_loss)
             steps = np.arange(1, loss.size + 1)
-            name = label if s == 0 else None
+            name = t(label) if s == 0 else None
             ax_loss.plot(steps, loss, color=color, ls=linestyle(i), lw=1, alpha=0.8, label=name)
             if history.diverged:  # where it stopped: the first step that is not finite
                 stop = int(np.argmax(~np.isfinite(history.train_loss)))
@@ -133,9 +133,9 @@ def _draw_curves(axes, runs: Mapping[str, Sequence], colors=None, ceiling=None) 
             ax_acc.plot(history.eval_steps, accuracy, "o", color=color, ls=linestyle(i), ms=3, lw=1,
                         alpha=0.8)  # fmt: skip
     ax_loss.set_yscale("log")
-    ax_loss.set(xlabel="training step", ylabel=f"training loss\n({SMOOTH}-step mean)")
+    ax_loss.set(xlabel=t("training step"), ylabel=t("training loss\n({n}-step mean)", n=SMOOTH))
     ax_loss.set_ylim(0.005, ceiling)
-    ax_acc.set(xlabel="training step", ylabel="test accuracy (%)", ylim=(0, 102))
+    ax_acc.set(xlabel=t("training step"), ylabel=t("test accuracy (%)"), ylim=(0, 102))
     for ax in axes:  # ticks made later, when a frame is rendered, keep the book's size
         ax.tick_params(labelsize=BODY_PT)
 
@@ -145,7 +145,7 @@ def curves_figure(runs: Mapping[str, Sequence], title: str) -> Figure:
     """Training loss and test accuracy against steps; one line per seed."""
     figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.1), layout="constrained")
     _draw_curves(axes, runs)
-    figure.suptitle(title)
+    figure.suptitle(t(title))
     figure.legend(loc="outside lower center", ncol=len(runs), frameon=False)
     plt.close(figure)
     return figure
@@ -177,9 +177,9 @@ def activations_figure(runs: Mapping[str, object], layer_names: Sequence[str]) -
             ax.fill_between(steps, q[:, 0], q[:, 2], color=color, alpha=0.25, lw=0)
             ax.plot(steps, q[:, 1], color=color, lw=1.5)
             ax.axhline(0, color=GREY, lw=0.7)
-            ax.set_title(f"{label}: {name}")
-        axes[r, 0].set_ylabel("input to ReLU")
-    figure.supxlabel("training step")
+            ax.set_title(f"{t(label)}: {t(name)}")
+        axes[r, 0].set_ylabel(t("input to ReLU"))
+    figure.supxlabel(t("training step"))
     plt.close(figure)
     return figure
 
@@ -205,7 +205,7 @@ def batch_size_figure(
         for i, (norm, acc) in enumerate(results.items()):
             acc = 100 * np.asarray(acc)
             color = COLORS.get(norm, palette_color(i))
-            label = norm if ax is axes[0, 0] else None
+            label = t(norm) if ax is axes[0, 0] else None
             mean = acc.mean(axis=1)
             ax.plot(batch_sizes, mean, color=color, ls=linestyle(i), lw=1.5, label=label)
             for s in range(acc.shape[1]):
@@ -213,10 +213,10 @@ def batch_size_figure(
         ax.set_xscale("log", base=2)
         ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
         ax.minorticks_off()
-        ax.set(xlabel="batch size N", ylim=ylim)
-        ax.set_title(title)
+        ax.set(xlabel=t("batch size N"), ylim=ylim)
+        ax.set_title(t(title))
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("test accuracy (%)")
+    axes[0, 0].set_ylabel(t("test accuracy (%)"))
     figure.legend(loc="outside lower center", ncol=len(next(iter(panels.values()))), frameon=False)
     plt.close(figure)
     return figure
@@ -239,19 +239,20 @@ def batch_spread_figure(
         1, 2, figsize=(FULL_WIDTH, 3.3), layout="constrained", sharex=True, sharey=True
     )
     n = np.asarray(batch_sizes, dtype=float)
-    for ax, which, title in zip(axes, (0, 1), ("batch mean", "batch variance"), strict=True):
+    titles = (t("spread of the batch mean"), t("spread of the batch variance"))
+    for ax, which, title in zip(axes, (0, 1), titles, strict=True):
         ax.plot(n, 1 / np.sqrt(n), "--", color="0.35", lw=1, label="1/√N")
         ax.plot(n, 1 / np.sqrt(n * pixels), ":", color="0.35", lw=1.3, label="1/√(N·H·W)")
         for i, (label, pair) in enumerate(spreads.items()):
-            ax.plot(n, pair[which], "o-", color=f"C{i}", ms=4, lw=1.3, label=label)
+            ax.plot(n, pair[which], "o-", color=f"C{i}", ms=4, lw=1.3, label=t(label))
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(n, [f"{b:g}" for b in batch_sizes])
         ax.minorticks_off()
-        ax.set_title(f"spread of the {title}")
-        ax.set_xlabel("batch size N")
+        ax.set_title(title)
+        ax.set_xlabel(t("batch size N"))
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("sd over batches\n(units of σ, σ²)")
+    axes[0].set_ylabel(t("sd over batches\n(units of σ, σ²)"))
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     plt.close(figure)
@@ -267,8 +268,8 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
     """
     figure, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.0), layout="constrained")
     keys = (
-        ("loss_range", "loss range along the step"),
-        ("smoothness", r"smoothness $\ell$"),
+        ("loss_range", t("loss range along the step")),
+        ("smoothness", t(r"smoothness $\ell$")),
     )
     for ax, (key, ylabel) in zip(axes, keys, strict=True):
         for i, (label, values) in enumerate(results.items()):
@@ -284,14 +285,14 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
                     ms=3,
                     lw=1,
                     alpha=0.8,
-                    label=label if s == 0 and ax is axes[0] else None,
+                    label=t(label) if s == 0 and ax is axes[0] else None,
                 )
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set(ylabel=ylabel)
         ax.grid(alpha=0.3, which="both")
-    figure.supxlabel("training step of the checkpoint")
+    figure.supxlabel(t("training step of the checkpoint"))
     figure.legend(loc="outside right center", frameon=False)
     plt.close(figure)
     return figure
@@ -313,7 +314,8 @@ def _lr_figure(runs_by_lr: Mapping[float, Mapping[str, Sequence]]):
     ceiling = _loss_ceiling(everything)
     labels = list(next(iter(runs_by_lr.values())))
     handles = [plt.Line2D([], [], color=COLORS.get(n, f"C{i}")) for i, n in enumerate(labels)]
-    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
+    names = [t(label) for label in labels]
+    figure.legend(handles, names, loc="outside lower center", ncol=len(labels), frameon=False)
 
     @styled  # the axes are redrawn at every rate: their texts too get the book's style
     def draw(lr: float) -> tuple[str, str]:
@@ -322,14 +324,15 @@ def _lr_figure(runs_by_lr: Mapping[float, Mapping[str, Sequence]]):
             ax.clear()
         _draw_curves(axes, runs, ceiling=ceiling)
         final = {label: [h.final_accuracy for h in histories] for label, histories in runs.items()}
-        caption = f"Learning rate {float(lr):g}: final test accuracy " + ", ".join(
-            f"{label} {percent_range(a)}" for label, a in final.items()
+        caption = t("Learning rate {lr}: final test accuracy ", lr=f"{float(lr):g}") + ", ".join(
+            f"{t(label)} {percent_range(a)}" for label, a in final.items()
         )
         diverged = [label for label, hs in runs.items() if any(h.diverged for h in hs)]
         # a note on every frame, one line long, so that the figure never moves
-        note = "No run diverged at this rate."
+        note = t("No run diverged at this rate.")
         if diverged:
-            note = f"Diverged (loss infinite) in a seed: {' and '.join(diverged)}; × marks where."
+            which = t(" and ").join(t(label) for label in diverged)
+            note = t("Diverged (loss infinite) in a seed: {runs}; × marks where.", runs=which)
         return caption, note
 
     return figure, list(axes), draw
@@ -345,7 +348,7 @@ def lr_explorer(runs_by_lr: Mapping[float, Mapping[str, Sequence]], lr: float) -
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("Training at one learning rate", slider, figure, {}, draw, moving)
+    return Explorer(t("Training at one learning rate"), slider, figure, {}, draw, moving)
 
 
 def lr_explorer_static(
@@ -361,12 +364,13 @@ def lr_explorer_static(
         caption, note = draw(value)
         frames.append((caption, note, renderer.png()))
     box = static_explorer(
-        "Training at one learning rate (learning rate on the slider)",
+        t("Training at one learning rate (learning rate on the slider)"),
         [f"{v:g}" for v in values],
         frames,
         values.index(float(lr)),
         "lr_explorer",
         round(figure.get_figwidth() * DPI),
     )
-    box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{RUN_LIVE}</div>'
+    run_live = t(RUN_LIVE, code="<code>figures.lr_explorer(runs_by_lr, LR)</code>")
+    box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{run_live}</div>'
     return box

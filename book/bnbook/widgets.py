@@ -45,6 +45,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from bnbook.i18n import N_, t
 from bnbook.simulate import (
     DRIFT_HOLD,
     DRIFT_RAMP,
@@ -63,7 +64,7 @@ from bnlib.functional import batch_norm, batch_stats
 DPI = 144
 
 #: What the static explorers tell a reader about running them live.
-RUN_LIVE = (
+RUN_LIVE = N_(
     "On this page the slider steps through frames computed with bnlib when the book was "
     "built. To move it freely and recompute live, open the chapter in Colab or Binder "
     "(rocket button at the top of the page) or download it as a notebook and run it in "
@@ -239,7 +240,7 @@ def static_explorer(
     stack = ipywidgets.Stack(pages, selected_index=start)
     link = ipywidgets.jslink((slider, "index"), (stack, "selected_index"))
     note = ipywidgets.HTML(
-        f'<div style="font-size:0.85em;color:#555">{RUN_LIVE.format(name=name)}</div>'
+        f'<div style="font-size:0.85em;color:#555">{t(RUN_LIVE, name=name)}</div>'
     )
     box = ipywidgets.VBox([ipywidgets.HTML(f"<b>{html.escape(title)}</b>"), slider, stack, note])
     box.add_class("bnbook-explorer")  # the browser tests find explorers by this class
@@ -283,16 +284,19 @@ def eps_message(eps: float) -> str:
     """What a reader should notice at this ε (empty when nothing is extreme)."""
     smallest_var = min(EPS_CHANNEL_STDS) ** 2
     if eps < smallest_var / 100:
-        return (
-            f"ε = {eps:.0e} is far below every channel's variance: each channel is scaled "
-            f"to standard deviation 1, even the nearly constant one (σ² = "
-            f"{smallest_var:.0e}), whose tiny noise now looks as large as real signal."
+        return t(
+            "ε = {eps} is far below every channel's variance: each channel is scaled "
+            "to standard deviation 1, even the nearly constant one (σ² = "
+            "{var}), whose tiny noise now looks as large as real signal.",
+            eps=f"{eps:.0e}",
+            var=f"{smallest_var:.0e}",
         )
     if eps >= 0.1:
-        return (
-            f"ε = {eps:.0e} is as large as the variances themselves: it no longer just "
+        return t(
+            "ε = {eps} is as large as the variances themselves: it no longer just "
             "guards the division, it shrinks every output (std √(σ²/(σ² + ε)) < 1), "
-            "so batch norm stops normalizing."
+            "so batch norm stops normalizing.",
+            eps=f"{eps:.0e}",
         )
     return ""
 
@@ -319,9 +323,9 @@ def _eps_figure() -> tuple[Figure, dict, DrawFunction, list]:
     ax.set_ylim(channels - 0.5, -0.5)
     ax.set_xlim(-2.6, 2.6)
     ax.axvline(0, color=GREY, lw=0.8)
-    ax.set_xlabel("normalized output of each of the 16 values of the channel")
+    ax.set_xlabel(t("normalized output of each of the 16 values of the channel"))
     ax.grid(True, axis="x", alpha=0.3)
-    ax.set_title("the 16 outputs of each channel (its variance σ² on the left)", fontsize=11)
+    ax.set_title(t("the 16 outputs of each channel (its variance σ² on the left)"), fontsize=11)
 
     def draw(eps: float) -> tuple[str, str]:
         eps = float(eps)
@@ -329,9 +333,12 @@ def _eps_figure() -> tuple[Figure, dict, DrawFunction, list]:
         for c, dots in enumerate(artists["outputs"]):
             dots.set_xdata(y[:, c])
         stds = ", ".join(f"{v:.3f}" for v in y.std(axis=0))
-        return f"ε = {eps:.1e}: output std of the four channels, top to bottom: {stds}", (
-            eps_message(eps)
+        caption = t(
+            "ε = {eps}: output std of the four channels, top to bottom: {stds}",
+            eps=f"{eps:.1e}",
+            stds=stds,
         )
+        return caption, eps_message(eps)
 
     return figure, artists, draw, artists["outputs"]
 
@@ -351,7 +358,7 @@ def eps_explorer(eps: float = 1e-5) -> Explorer:
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("ε under the square root", slider, figure, artists, draw, moving)
+    return Explorer(t("ε under the square root"), slider, figure, artists, draw, moving)
 
 
 # --------------------------------------------------------------------------------------
@@ -388,12 +395,12 @@ def momentum_running_mean(momentum: float) -> np.ndarray:
 def momentum_message(momentum: float) -> str:
     """What a reader should notice at this momentum (empty when nothing is extreme)."""
     if momentum == 0:
-        return (
+        return t(
             "momentum = 0: the running mean never moves from its start, 0; evaluation mode "
             "would normalize with that, whatever the data do."
         )
     if momentum == 1:
-        return (
+        return t(
             "momentum = 1: the running mean is just the last batch's mean; nothing is "
             "averaged, so evaluation mode inherits one batch's noise."
         )
@@ -406,18 +413,18 @@ def _momentum_figure() -> tuple[Figure, dict, DrawFunction, list]:
     ax, ax_err = figure.subplots(1, 2, width_ratios=(1.25, 1))
     _, means, population = _drift_stream()
     steps = np.arange(1, means.size + 1)
-    ax.plot(steps, means, ".", ms=2.5, color=GREY, label="each batch's mean")
-    ax.plot(steps, population, "--", color="black", lw=1.2, label="population mean")
+    ax.plot(steps, means, ".", ms=2.5, color=GREY, label=t("each batch's mean"))
+    ax.plot(steps, population, "--", color="black", lw=1.2, label=t("population mean"))
     (running,) = ax.plot(
-        steps, np.zeros(steps.size), color=PALETTE[0], lw=1.8, label="running_mean"
+        steps, np.zeros(steps.size), color=PALETTE[0], lw=1.8, label=t("running_mean")
     )
-    ax.set(xlabel="step (batches seen)", ylabel="mean", ylim=(-2.5, 5.5))
+    ax.set(xlabel=t("step (batches seen)"), ylabel=t("mean"), ylim=(-2.5, 5.5))
     ax.legend(fontsize=8, loc="upper left")
     ax_err.axhline(0, color="black", ls="--", lw=1)
     window = steps[MOMENTUM_WINDOW]
-    ax_err.axvspan(window[0], window[-1], color="0.92", label="where lag and noise are measured")
+    ax_err.axvspan(window[0], window[-1], color="0.92", label=t("where lag and noise are measured"))
     (error,) = ax_err.plot(steps, np.zeros(steps.size), color=PALETTE[0], lw=1.2)
-    ax_err.set(xlabel="step (batches seen)", ylabel="running_mean − population mean")
+    ax_err.set(xlabel=t("step (batches seen)"), ylabel=t("running_mean − population mean"))
     ax_err.set_ylim(-3.3, 1.5)
     ax_err.legend(fontsize=8, loc="lower left")
     for a in (ax, ax_err):
@@ -430,10 +437,12 @@ def _momentum_figure() -> tuple[Figure, dict, DrawFunction, list]:
         running.set_ydata(r)
         error.set_ydata(r - population)
         err = (r - population)[MOMENTUM_WINDOW]
-        caption = (
-            f"momentum = {momentum:g}: in the grey window the running mean lags behind the "
-            f"population mean by {-err.mean():.2f} on average, and its noise (std) is "
-            f"{err.std():.2f}"
+        caption = t(
+            "momentum = {p}: in the grey window the running mean lags behind the "
+            "population mean by {lag} on average, and its noise (std) is {noise}",
+            p=f"{momentum:g}",
+            lag=f"{-err.mean():.2f}",
+            noise=f"{err.std():.2f}",
         )
         return caption, momentum_message(momentum)
 
@@ -448,12 +457,12 @@ def momentum_explorer(momentum: float = 0.1) -> Explorer:
         min=0.0,
         max=1.0,
         step=0.01,
-        description="momentum",
+        description=t("momentum"),
         readout_format=".2f",
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("Momentum on a drifting stream", slider, figure, artists, draw, moving)
+    return Explorer(t("Momentum on a drifting stream"), slider, figure, artists, draw, moving)
 
 
 # --------------------------------------------------------------------------------------
@@ -492,17 +501,17 @@ def batch_size_data(batch_size: int) -> dict[str, np.ndarray | float]:
 def batch_size_message(batch_size: int) -> str:
     """What a reader should notice at this batch size (empty when nothing is extreme)."""
     if batch_size == 2:
-        return (
+        return t(
             "batch size 2: two values normalized by their own mean and variance always "
             "become −1 and +1, whatever they were: the output says only which one is larger."
         )
     if batch_size == 3:
-        return (
+        return t(
             "batch size 3: no output can pass ±√2 ≈ 1.41 (the bound √(m − 1)), and the "
             "probe's outputs pile up just below it whenever the other two values are close."
         )
     if batch_size == 4:
-        return (
+        return t(
             "batch size 4: batch statistics scatter widely, so the same input gives very "
             "different training-mode outputs from batch to batch."
         )
@@ -522,16 +531,16 @@ def _batch_size_figure() -> tuple[Figure, dict, DrawFunction, list]:
     mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
     artists: dict = {}
     panels = (
-        ("mean", _MEAN_BINS, "batch mean", mu, f"population mean {mu:g}", 0.45),
+        ("mean", _MEAN_BINS, t("batch mean"), mu, t("population mean {mu}", mu=f"{mu:g}"), 0.45),
         (
             "var",
             _VAR_BINS,
-            "batch variance (biased)",
+            t("batch variance (biased)"),
             sigma**2,
-            f"population σ² {sigma**2:g}",
+            t("population σ² {v}", v=f"{sigma**2:g}"),
             0.45,
         ),
-        ("output", _OUT_BINS, "training output of x = μ + σ", None, "eval output", 0.55),
+        ("output", _OUT_BINS, t("training output of x = μ + σ"), None, t("eval output"), 0.55),
     )
     for ax, (key, bins, xlabel, line, line_label, top) in zip(axes, panels, strict=True):
         artists[key] = ax.stairs(np.zeros(bins.size - 1), bins, fill=True, color=PALETTE[0])
@@ -543,7 +552,7 @@ def _batch_size_figure() -> tuple[Figure, dict, DrawFunction, list]:
         ax.set(xlabel=xlabel, xlim=(bins[0], bins[-1]), ylim=(0, top))
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.legend(fontsize=8, loc="upper right" if key == "var" else "upper left")
-    axes[0].set_ylabel(f"fraction of {BATCH_TRIALS} batches")
+    axes[0].set_ylabel(t("fraction of {n} batches", n=BATCH_TRIALS))
 
     def draw(batch_size: float) -> tuple[str, str]:
         batch_size = int(batch_size)
@@ -553,18 +562,23 @@ def _batch_size_figure() -> tuple[Figure, dict, DrawFunction, list]:
             for key in ("mean", "var", "output"):
                 artists[key].set_data(np.zeros_like(artists[key].get_data().values))
             # (not quoting bnlib's message: its shape is the trials laid out as channels)
-            raise ValueError(
-                f"batch size {batch_size}: bnlib, like PyTorch, refuses to normalize in "
+            message = t(
+                "batch size {n}: bnlib, like PyTorch, refuses to normalize in "
                 "training mode (ValueError: Expected more than 1 value per channel when "
                 "training). A batch of one 1×1 feature map has a single value per channel, "
-                "so its variance is 0 and its output would always be 0."
-            ) from exc
+                "so its variance is 0 and its output would always be 0.",
+                n=batch_size,
+            )
+            raise ValueError(message) from exc
         for key, bins in (("mean", _MEAN_BINS), ("var", _VAR_BINS), ("output", _OUT_BINS)):
             artists[key].set_data(_counts(np.asarray(data[key]), bins))
-        caption = (
-            f"batch size {batch_size}: batch means spread with std "
-            f"{np.std(data['mean']):.2f} (σ/√N = {sigma / math.sqrt(batch_size):.2f}), "
-            f"the same input's training output with std {np.std(data['output']):.2f}"
+        caption = t(
+            "batch size {n}: batch means spread with std {mean_std} (σ/√N = {bound}), "
+            "the same input's training output with std {out_std}",
+            n=batch_size,
+            mean_std=f"{np.std(data['mean']):.2f}",
+            bound=f"{sigma / math.sqrt(batch_size):.2f}",
+            out_std=f"{np.std(data['output']):.2f}",
         )
         return caption, batch_size_message(batch_size)
 
@@ -579,8 +593,10 @@ def batch_size_explorer(batch_size: int = 8) -> Explorer:
     slider = ipywidgets.SelectionSlider(
         options=list(BATCH_SIZES),
         value=batch_size,
-        description="batch size",
+        description=t("batch size"),
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("Batch size and noisy batch statistics", slider, figure, artists, draw, moving)
+    return Explorer(
+        t("Batch size and noisy batch statistics"), slider, figure, artists, draw, moving
+    )
