@@ -4,7 +4,9 @@ Chinese (``_config_zh.yml``: ``language: zh_CN``, the prose from ``locales/zh_CN
 A local Sphinx extension, in both configurations:
 
 - ``BNBOOK_LANG``: set from Sphinx's ``language`` before the chapters execute, so the kernels
-  (which inherit the environment) draw figures in the page's language (``bnbook.i18n``).
+  (which inherit the environment) draw figures in the page's language (``bnbook.i18n``); a
+  Chinese build also sets ``BNBOOK_I18N_MISSING`` to a file beside its output folder, where
+  the kernels note each figure text that has no Chinese yet.
 - **Glued numbers in translated prose**: Sphinx parses each translated paragraph (msgstr) as
   a small document of its own, after the page was parsed, and myst-nb parses it with its
   plain Markdown parser, whose ``{glue:text}`` / ``{glue}`` roles find no notebook
@@ -43,8 +45,20 @@ def edition(language: str | None) -> str:
 STATIC = Path(__file__).with_name("static")
 
 
+#: Beside the build's output folder: the figure texts a Chinese build found no Chinese for
+#: (``bnbook.i18n.t`` appends them; ``scripts/check_po.py`` lists them).
+MISSING_LABELS = "i18n-missing-labels.txt"
+
+
 def set_language(app: Sphinx, config) -> None:
     os.environ["BNBOOK_LANG"] = edition(config.language)
+    missing = Path(app.outdir).parent / MISSING_LABELS
+    if edition(config.language) == "zh":
+        missing.parent.mkdir(parents=True, exist_ok=True)
+        missing.write_text("", encoding="utf-8")
+        os.environ["BNBOOK_I18N_MISSING"] = str(missing)
+    else:
+        os.environ.pop("BNBOOK_I18N_MISSING", None)
     if str(STATIC) not in map(str, config.html_static_path):
         config.html_static_path.append(str(STATIC))
 

@@ -77,3 +77,33 @@ def N_(text: str) -> str:
     Returns TEXT unchanged: the tests read the literal given to it, as for :func:`t`.
     """
     return text
+
+
+def marked_texts() -> dict[str, str]:
+    """Every literal given to ``t(...)`` or ``N_(...)`` in bnbook's modules → "file:line"."""
+    import ast
+    from pathlib import Path
+
+    def is_marker(func) -> bool:
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        return name in ("t", "N_")
+
+    texts: dict[str, str] = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and is_marker(node.func) and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    texts.setdefault(first.value, f"{path.name}:{node.lineno}")
+    return texts
+
+
+def missing_chinese() -> list[str]:
+    """``"file:line: 'text'"`` for each text of :func:`marked_texts` with no Chinese entry."""
+    from bnbook.i18n_zh import ZH
+
+    return [
+        f"{where}: {text!r}"
+        for text, where in marked_texts().items()
+        if needs_translation(text) and not ZH.get(text)
+    ]

@@ -7,7 +7,6 @@ Chinese edition every figure draws with no missing glyph (a missing glyph is a b
 
 from __future__ import annotations
 
-import ast
 import io
 import string
 import warnings
@@ -20,24 +19,7 @@ import pytest
 from bnbook import i18n, style
 from bnbook.i18n_zh import ZH
 
-PACKAGE = Path(i18n.__file__).parent
-
-
-def _is_marker(func: ast.expr) -> bool:
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    return name in ("t", "N_")
-
-
-def source_texts() -> dict[str, str]:
-    """Every literal given to t(...) or N_(...) in bnbook's modules → where it is."""
-    texts = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and _is_marker(node.func) and node.args:
-                first = node.args[0]
-                if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                    texts.setdefault(first.value, f"{path.name}:{node.lineno}")
-    return texts
+source_texts = i18n.marked_texts
 
 
 def fields(template: str) -> set[str]:
@@ -53,11 +35,7 @@ def test_the_scan_finds_the_figure_texts():
 
 
 def test_every_figure_text_has_a_chinese_entry():
-    missing = [
-        f"{where}: {text!r}"
-        for text, where in source_texts().items()
-        if i18n.needs_translation(text) and not ZH.get(text)
-    ]
+    missing = i18n.missing_chinese()
     assert missing == [], f"{len(missing)} texts without Chinese (bnbook/i18n_zh.py):\n" + (
         "\n".join(missing)
     )
