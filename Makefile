@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SETUP := $(VENV)/.setup-done
 BOOK_LOG := _build/book.log
 
-.PHONY: setup book test unit lint js-test bench clean po
+.PHONY: setup book test unit lint js-test bench clean po check-po
 
 $(SETUP): requirements.txt pyproject.toml book/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -99,8 +99,14 @@ $(BWRAP):
 	  bubblewrap: sudo apt-get install -y bubblewrap"; exit 1; }
 	apt-get update -q && apt-get install -y -q bubblewrap
 
+# The tests, then check-po: the Chinese edition's translation is complete for the current
+# source (every .po message translated and not fuzzy, every figure text in i18n_zh.py).
 test: $(SETUP) lint js-test book $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
+	$(MAKE) check-po
+
+check-po: $(SETUP)
+	$(BIN)/python scripts/check_po.py
 
 bench: $(SETUP)
 	$(BIN)/python benchmarks/bench_bnlib.py

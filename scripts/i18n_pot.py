@@ -71,7 +71,7 @@ def _placeholder_figures() -> None:
     nb_sphinx.create_nb_reader = create_nb_reader
 
 
-def make_pot(outdir: Path, quiet: bool = True) -> int:
+def make_pot(outdir: Path, quiet: bool = True, silent: bool = False) -> int:
     """Write OUTDIR/pot/<docname>.pot for every page of the book; Sphinx's exit status.
 
     myst-nb writes the placeholder images to OUTDIR/jupyter_execute (next to pot/).
@@ -93,7 +93,8 @@ def make_pot(outdir: Path, quiet: bool = True) -> int:
         doctreedir=outdir / ".doctrees",
         builder="gettext",
         freshenv=True,
-        quiet=quiet,
+        quiet=quiet or silent,
+        really_quiet=silent,  # no warnings: without execution, glued values are missing
         warningiserror=False,
     )
 
