@@ -74,19 +74,36 @@ def numbered_chapters() -> list[str]:
 MAX_CHAPTER_HEIGHT = 15_000
 
 
-def site_pages() -> list[str]:
-    """Every HTML page of the built site, as paths relative to its root."""
-    if not (SITE / "index.html").exists():
+#: The Chinese edition, below the English one (``make book``: _build/html/zh).
+ZH = "zh"
+#: The Chinese pages the browser tests open (every test over PAGES runs on them too): the
+#: landing page, chapter 1 (the playground, glued numbers) and chapter 6 (the training
+#: explorer). Opening all of them would double the browser tests' time (README, "中文版").
+ZH_SAMPLE = ("index.html", "chapters/01_worked_example.html", "chapters/06_training.html")
+
+
+def site_pages(root: Path = SITE) -> list[str]:
+    """Every HTML page of the English edition (or of the edition at ROOT), as paths relative
+    to its root."""
+    if not (root / "index.html").exists():
         return ["index.html"]  # the fixture below skips (or fails under CI)
-    skip = ("_static", "_sources", "_images")
+    skip = ("_static", "_sources", "_images", ZH)
     return sorted(
-        p.relative_to(SITE).as_posix()
-        for p in SITE.rglob("*.html")
-        if p.relative_to(SITE).parts[0] not in skip
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*.html")
+        if p.relative_to(root).parts[0] not in skip
     )
 
 
-PAGES = site_pages()
+def zh_pages() -> list[str]:
+    """Every page of the Chinese edition, as paths relative to the site's root."""
+    if not (SITE / ZH / "index.html").exists():
+        return []
+    return [f"{ZH}/{path}" for path in site_pages(SITE / ZH)]
+
+
+ZH_PAGES = [f"{ZH}/{path}" for path in ZH_SAMPLE if (SITE / ZH / path).exists()]
+PAGES = site_pages() + ZH_PAGES
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
