@@ -28,10 +28,6 @@ STATIC = Path(__file__).with_name("static")
 #: (what the theme or myst-nb writes, what it becomes) in each page's HTML.
 REPLACEMENTS = [
     ('<summary aria-label="Toggle hidden content">', "<summary>"),
-    (
-        'search-button-field search-button__button pst-js-only" title="Search" aria-label="Search"',
-        'search-button-field search-button__button pst-js-only" title="Search"',
-    ),
     ('<i class="theme-switch fa-solid', '<i aria-hidden="true" class="theme-switch fa-solid'),
 ]
 MATHJAX3_CONFIG = {"options": {"enableAssistiveMml": True}}
@@ -44,6 +40,11 @@ def add_static(app: Sphinx, config) -> None:
     config.mathjax3_config = mathjax
 
 
+#: The search button's label, in the page's language ("Search", "搜索"): its visible text
+#: ("Search Ctrl+K") names it.
+SEARCH_LABEL = re.compile(
+    r'(search-button-field search-button__button pst-js-only" title="[^"]*") aria-label="[^"]*"'
+)
 #: The theme switch's icons: Font Awesome turns their titles into SVG titles (names).
 ICON_TITLE = re.compile(r'(<i aria-hidden="true" class="theme-switch [^>]*?) title="[^"]*"')
 
@@ -51,7 +52,7 @@ ICON_TITLE = re.compile(r'(<i aria-hidden="true" class="theme-switch [^>]*?) tit
 def fix_html(text: str) -> str:
     for old, new in REPLACEMENTS:
         text = text.replace(old, new)
-    return ICON_TITLE.sub(r"\1", text)
+    return ICON_TITLE.sub(r"\1", SEARCH_LABEL.sub(r"\1", text))
 
 
 def fix_pages(app: Sphinx, exception: Exception | None) -> None:

@@ -72,7 +72,8 @@ def test_page_works_offline(browser, base_url, path):
     assert state["tracebacks"] == [], f"tracebacks in outputs of cells: {state['tracebacks']}"
     # without an icon a browser asks the server's root for /favicon.ico: a 404, a console error
     assert state["icon"], "no <link rel=icon>"
-    missing = [c for c in toc_chapters() if f"{base_url}{c}.html" not in state["nav"]]
+    edition = base_url + ("zh/" if path.startswith("zh/") else "")
+    missing = [c for c in toc_chapters() if f"{edition}{c}.html" not in state["nav"]]
     assert missing == [], f"chapters missing from the navigation: {missing}"
 
 
@@ -205,6 +206,6 @@ def test_figures_have_alt_text_that_describes_them(browser, base_url, path):
         name = image["src"].rsplit("/", 1)[-1]
         assert alt, f"{path}: image {name} has no alt text"
         assert alt != name and not FILE_NAME.match(alt), f"{path}: alt text {alt!r} is a file name"
-        assert re.match(r"Fig\. \d+(\.\d+)*", image["number"].strip()), (
+        assert re.match(r"(Fig\.|图) ?\d+(\.\d+)*", image["number"].strip()), (
             f"{path}: image {name} ({alt[:60]}...) has no numbered caption"
         )
