@@ -9,6 +9,7 @@ extension patches myst-nb for the whole process, so that case is not rebuilt her
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,10 @@ The batch holds {glue:text}`m` values in all.
 TRANSLATED = "这个批量共有 {glue:text}`m` 个值。"
 
 
-def test_translated_paragraph_keeps_its_glued_number(tmp_path):
+def test_translated_paragraph_keeps_its_glued_number(tmp_path, monkeypatch):
+    # the extension sets these for the build's kernels: restored after the test
+    monkeypatch.setenv("BNBOOK_LANG", "en")
+    monkeypatch.setenv("BNBOOK_I18N_MISSING", "")
     sphinx_application = pytest.importorskip("sphinx.application")
     source = tmp_path / "src"
     (source / "locales" / "zh_CN" / "LC_MESSAGES").mkdir(parents=True)
@@ -65,3 +69,4 @@ def test_translated_paragraph_keeps_its_glued_number(tmp_path):
     assert "<h1>计数" in html
     assert '这个批量共有 <span class="pasted-text">8</span> 个值。' in html
     assert "No key" not in warnings.getvalue()
+    assert os.environ["BNBOOK_LANG"] == "zh"  # set from language, for the kernels
