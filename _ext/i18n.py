@@ -17,7 +17,8 @@ A local Sphinx extension, in both configurations:
   in the other edition (English at the site's root, Chinese under ``zh/``: ``make book``),
   its text in its own language ("中文", "English") with ``lang`` and ``hreflang``, so its
   accessible name is what it shows; a plain link, so Tab and Enter reach it. The page's
-  ``<head>`` names the other edition as ``<link rel="alternate" hreflang>`` too. Sphinx sets
+  ``<head>`` names the other edition as ``<link rel="alternate" hreflang>`` too; myst-nb's
+  prompts on folded cells ("Show code cell source") are put in Chinese. Sphinx sets
   ``<html lang>`` from ``language`` ("zh-CN" on the Chinese pages).
 """
 
@@ -35,6 +36,17 @@ OTHER = {"en": ("zh-CN", "中文", ZH_DIR + "/"), "zh": ("en", "English", "../")
 #: Inserted after it: the theme's row of buttons above the article (every page has one).
 ANCHOR = '<div class="article-header-buttons">'
 MARKER = "bnbook-lang-switch"
+#: myst-nb's prompts on folded cells, which Sphinx's translations do not cover.
+UI_ZH = {
+    f"{verb} code cell {what}": f"{zh_verb}{zh_what}"
+    for verb, zh_verb in (("Show", "显示"), ("Hide", "隐藏"))
+    for what, zh_what in (
+        ("source", "代码"),
+        ("outputs", "输出"),
+        ("output", "输出"),
+        ("content", "代码与输出"),
+    )
+}
 
 
 def edition(language: str | None) -> str:
@@ -80,7 +92,13 @@ def switch_html(pagename: str, this: str) -> tuple[str, str]:
 
 
 def add_switch(text: str, pagename: str, this: str) -> str:
-    """TEXT (a page's HTML) with the language switch, once."""
+    """TEXT (a page's HTML) with the language switch, once (and myst-nb's prompts in
+    Chinese on a Chinese page)."""
+    if this == "zh":
+        for english, chinese in UI_ZH.items():
+            text = text.replace(
+                f'admonition-title">{english}</p>', f'admonition-title">{chinese}</p>'
+            )
     if MARKER in text or ANCHOR not in text:
         return text
     link, alternate = switch_html(pagename, this)
