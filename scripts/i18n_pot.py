@@ -31,7 +31,10 @@ OVERRIDES = {
 
 
 #: A 1×1 PNG: what a figure cell "draws" during the extraction.
-PLACEHOLDER_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+PLACEHOLDER_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+    "AAAABJRU5ErkJggg=="
+)
 
 
 def _is_figure_cell(cell) -> bool:
