@@ -15,6 +15,8 @@ Exit status 1, with one line per problem, when:
   (``_build/zh/_build/i18n-missing-labels.txt``, written by ``make book``).
 
     python scripts/check_po.py          (make test runs it)
+    python scripts/check_po.py --labels (the missing figure texts as lines to paste into
+                                         book/bnbook/i18n_zh.py's ZH, to be translated)
 """
 
 from __future__ import annotations
@@ -78,19 +80,30 @@ def po_problems(pot_dir: Path, locale: Path = LOCALE) -> list[str]:
     return problems
 
 
+def missing_labels() -> tuple[list[tuple[str, str]], list[str]]:
+    """(where, text) of bnbook's texts without Chinese; the chapters' texts the last Chinese
+    build drew without Chinese (that bnbook's own do not include)."""
+    from bnbook.i18n import marked_texts, needs_translation
+    from bnbook.i18n_zh import ZH
+
+    own = [
+        (where, text)
+        for text, where in marked_texts().items()
+        if needs_translation(text) and not ZH.get(text)
+    ]
+    built = []
+    if MISSING_LABELS.exists():
+        lines = MISSING_LABELS.read_text("utf-8").split("\n")
+        built = sorted({ast.literal_eval(line) for line in lines if line} - set(ZH))
+        built = [text for text in built if text not in {text for _, text in own}]
+    return own, built
+
+
 def label_problems() -> list[str]:
     """Figure and widget texts without Chinese (bnbook.i18n), from the source and the build."""
-    from bnbook.i18n import missing_chinese
-
-    problems = [f"book/bnbook/{line}: no Chinese in i18n_zh.py" for line in missing_chinese()]
-    if MISSING_LABELS.exists():
-        texts = sorted(
-            {
-                ast.literal_eval(line)
-                for line in MISSING_LABELS.read_text("utf-8").split("\n")
-                if line
-            }
-        )
+    own, texts = missing_labels()
+    problems = [f"book/bnbook/{where}: no Chinese in i18n_zh.py: {text!r}" for where, text in own]
+    if texts:
         problems += [
             f"{MISSING_LABELS.relative_to(ROOT)}: a figure text from a chapter has no Chinese "
             f"in book/bnbook/i18n_zh.py: {text!r}"
@@ -100,6 +113,11 @@ def label_problems() -> list[str]:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--labels"]:
+        own, built = missing_labels()
+        for text in [text for _, text in own] + built:
+            print(f"    {text!r}: {''!r},")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         status = make_pot(Path(tmp), silent=True)
         if status != 0:

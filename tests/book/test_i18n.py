@@ -42,7 +42,7 @@ def test_every_figure_text_has_a_chinese_entry():
 
 
 def test_chinese_entries_keep_the_placeholders():
-    wrong = [key for key, value in ZH.items() if fields(key) != fields(value)]
+    wrong = [key for key, value in ZH.items() if value and fields(key) != fields(value)]
     assert wrong == []
 
 
