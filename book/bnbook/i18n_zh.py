@@ -6,6 +6,10 @@ same ``{placeholders}``; terms as in ``locales/zh_CN/GLOSSARY.md`` (批量归一
 texts read as the page's JavaScript has them (``js/i18n.js``), since the static frames and
 the live explorers show the same figure. ``tests/book/test_i18n.py`` lists every text that
 has no entry here.
+
+A Chinese entry writes its math in Unicode (μ, σ, ℓ, Σ), never as ``$…$``: a text with
+``$…$`` is drawn by mathtext, whose fonts have no CJK glyphs (every Chinese character of
+that text would be a box).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ ZH: dict[str, str] = {
     ),
     # chapter 2: biased and unbiased variance, ε
     "biased variance (what BatchNorm does): 1": "有偏方差（BatchNorm 的做法）：1",
-    "unbiased variance: $(m-1)/m$": "无偏方差：$(m-1)/m$",
+    "unbiased variance: $(m-1)/m$": "无偏方差：(m − 1)/m",
     "measured on random tensors (bnlib)": "在随机张量上的测量值（bnlib）",
     "m = N·H·W, values per channel (log scale)": "m = N·H·W，每个通道的值数（对数坐标）",
     "variance of the output": "输出的方差",
@@ -60,13 +64,13 @@ ZH: dict[str, str] = {
         "ε 几乎没有影响，直到它与通道方差相当"
     ),
     # chapter 4: the backward pass
-    "$dy$ (given)": "$dy$（已知）",
+    "$dy$ (given)": "dy（已知）",
     "tensor of shape (N, C, H, W)": "形状为 (N, C, H, W) 的张量",
     "one number per channel": "每个通道一个数",
     "forward pass": "前向传播",
     "gradient received (backward)": "收到的梯度（反向传播）",
-    r"channel {c}: $|\sum dx\,\hat x|$": r"通道 {c}：$|\sum dx\,\hat x|$",
-    r"$|\sum dx|$ (rounding level)": r"$|\sum dx|$（舍入误差量级）",
+    r"channel {c}: $|\sum dx\,\hat x|$": "通道 {c}：|Σ dx·x̂|",
+    r"$|\sum dx|$ (rounding level)": "|Σ dx|（舍入误差量级）",
     "per-channel sum (absolute value)": "逐通道求和（绝对值）",
     # chapter 3: running statistics
     "momentum=None (cumulative)": "动量 = None（累积平均）",
@@ -193,7 +197,7 @@ ZH: dict[str, str] = {
     "spread of the batch variance": "批量方差的离散程度",
     "sd over batches\n(units of σ, σ²)": "各批量间的标准差\n（单位：σ、σ²）",
     "loss range along the step": "沿梯度步的损失变化范围",
-    r"smoothness $\ell$": r"平滑性 $\ell$",
+    r"smoothness $\ell$": "平滑性 ℓ",
     "training step of the checkpoint": "检查点的训练步",
     "Learning rate {lr}: final test accuracy ": "学习率 {lr}：最终测试准确率 ",
     "No run diverged at this rate.": "在这个学习率下没有运行发散。",
@@ -211,14 +215,14 @@ ZH: dict[str, str] = {
     "eval mode, all test images": "评估模式，全部测试图像",
     "training mode: {batch}": "训练模式：{batch}",
     "BN output": "BN 输出",
-    "conv output $z$": "卷积输出 $z$",
+    "conv output $z$": "卷积输出 z",
     "column": "列",
     "row": "行",
     "mean |folded − exact|": "平均 |折叠 − 精确|",
     "clean": "原始",
     "shifted": "偏移后",
     "after AdaBN": "AdaBN 之后",
-    r"mean of the data $\mu$ ($\sigma = 1$)": r"数据的均值 $\mu$（$\sigma = 1$）",
+    r"mean of the data $\mu$ ($\sigma = 1$)": "数据的均值 μ（σ = 1）",
     "relative error of the variance": "方差的相对误差",
     "seed {seed}": "随机种子 {seed}",
     "images per device n": "每个设备的图像数 n",
