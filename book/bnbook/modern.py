@@ -1,16 +1,25 @@
 """Networks of the chapter on batch norm in modern networks: a deep residual network for
 the digits (:func:`make_residual_net`, with or without a zero-initialised γ), an MLP with
-dropout before or after batch norm (:func:`make_dropout_mlp`), and the helpers that look
-inside them. Every network is an ``nn.Sequential`` of layers :func:`bnbook.wide.stack`
-knows, so :func:`bnbook.train.train_many` trains several at once.
+dropout before or after batch norm (:func:`make_dropout_mlp`), training with weight decay
+(:func:`train_with_decay`), and the helpers that look inside them. Every network is an
+``nn.Sequential`` of layers :func:`bnbook.wide.stack` knows, so
+:func:`bnbook.train.train_many` trains several at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from bnbook.models import NUM_CLASSES, Residual, norm_layer
+from bnbook.digits import Digits, batch_indices
+from bnbook.models import MOMENTUM, NUM_CLASSES, Residual, norm_layer
+from bnbook.train import _evaluate_wide, sgd_step
+from bnbook.wide import NORM_TYPES, stack, unstack_into
 
 #: Channels of every block of :func:`make_residual_net`.
 RESNET_WIDTH = 8
@@ -88,3 +97,121 @@ def stream_variances(model: nn.Sequential, x: torch.Tensor) -> list[float]:
             variances.append(float(x.var(dim=(0, 2, 3), unbiased=False).mean()))
         x = layer(x)
     return variances
+
+
+def make_dropout_mlp(place: str, p: float = 0.5, hidden: int = 128, seed: int = 0) -> nn.Sequential:
+    """An MLP on the 64 pixels with two hidden layers, each linear → batch norm → ReLU, and
+    dropout (probability ``p``) in one of :data:`DROPOUT_PLACES`::
+
+        "before": linear → BN → ReLU → dropout → linear → BN → ReLU → linear
+        "after":  linear → BN → ReLU → linear → BN → ReLU → dropout → linear
+        "none":   linear → BN → ReLU → linear → BN → ReLU → linear
+
+    "before" puts a batch norm after a dropout, the order Li et al. (2019) find harmful;
+    "after" is their remedy: dropout only after the last batch norm.
+    """
+    if place not in DROPOUT_PLACES:
+        raise ValueError(f"place must be one of {DROPOUT_PLACES}, got {place!r}")
+    torch.manual_seed(seed)
+    before = [nn.Dropout(p)] if place == "before" else []
+    after = [nn.Dropout(p)] if place == "after" else []
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(64, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(),
+        *before,
+        nn.Linear(hidden, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(),
+        *after,
+        nn.Linear(hidden, NUM_CLASSES),
+    )
+
+
+@dataclass
+class DecayRuns:
+    """What :func:`train_with_decay` recorded for K models.
+
+    ``train_loss`` ``(steps, K)``: each step's batch loss. ``weight_norms``
+    ``(steps + 1, K, layers)``: ‖w‖ of each convolution's weight before each step and at
+    the end. ``test_accuracy`` ``(K,)``: at the end, in eval mode.
+    """
+
+    train_loss: np.ndarray
+    weight_norms: np.ndarray
+    test_accuracy: np.ndarray
+
+
+def _per_copy_rows(wide: nn.Sequential, values: Sequence[float], norm_values: Sequence[float]):
+    """For each parameter of ``wide``, a tensor giving each copy's rows that copy's value
+    (``norm_values`` for the normalizations' γ and β, ``values`` for the rest)."""
+    rows = []
+    for module in wide.modules():
+        if not hasattr(module, "copy_range"):
+            continue
+        first, end = module.copy_range
+        chosen = norm_values if isinstance(module, NORM_TYPES) else values
+        per_copy = torch.tensor(chosen[first:end], dtype=torch.float32)
+        for p in module.parameters(recurse=False):
+            per_row = per_copy.repeat_interleave(p.shape[0] // (end - first))
+            rows.append(per_row.view(-1, *([1] * (p.dim() - 1))))
+    return rows
+
+
+def train_with_decay(
+    models: Sequence[nn.Sequential],
+    data: Digits,
+    lr: float,
+    decays: Sequence[float],
+    decay_norms: Sequence[bool],
+    steps: int,
+    batch_size: int,
+    seeds: Sequence[int],
+) -> DecayRuns:
+    r"""Train each ``models[k]`` with SGD, momentum and weight decay ``decays[k]`` (on γ and
+    β of its normalizations too when ``decay_norms[k]``), as ``torch.optim.SGD(lr,
+    momentum, weight_decay)`` does: with ``g`` the gradient of the batch loss,
+
+    .. math:: b \leftarrow \mu\, b + g + \lambda\,\theta, \qquad
+              \theta \leftarrow \theta - \text{lr}\cdot b .
+
+    All models at once, as :func:`bnbook.train.train_many` (batches from ``seeds[k]``);
+    the models are updated in place. Records the norm of every convolution's weight.
+    """
+    k = len(models)
+    if not (len(decays) == len(decay_norms) == len(seeds) == k):
+        raise ValueError("need one decay, one decay_norms and one seed per model")
+    n = data.x_train.shape[0]
+    indices = torch.stack([batch_indices(n, batch_size, steps, s) for s in seeds], dim=2)
+    wide = stack(models).train()
+    params = list(wide.parameters())
+    norm_decays = [d if include else 0.0 for d, include in zip(decays, decay_norms, strict=True)]
+    rates = _per_copy_rows(wide, list(decays), norm_decays)
+    buffers = [torch.zeros_like(p) for p in params]
+    convs = [layer for layer in wide if isinstance(layer, nn.Conv2d)]
+    losses = np.zeros((steps, k))
+    norms = np.zeros((steps + 1, k, len(convs)))
+    for step in range(steps + 1):
+        with torch.no_grad():
+            for j, conv in enumerate(convs):
+                norms[step, :, j] = conv.weight.view(k, -1).norm(dim=1).numpy()
+        if step == steps:
+            break
+        idx = indices[step]
+        x = data.x_train[idx].view(batch_size, k, *data.x_train.shape[2:])
+        logits = wide(x).view(batch_size, k, NUM_CLASSES)
+        loss = F.cross_entropy(logits.transpose(1, 2), data.y_train[idx], reduction="none")
+        per_copy = loss.mean(0)
+        losses[step] = per_copy.detach().numpy()
+        for p in params:
+            p.grad = None
+        per_copy.sum().backward()
+        with torch.no_grad():
+            for p, rate in zip(params, rates, strict=True):
+                p.grad.add_(rate * p)  # g ← g + λθ
+        sgd_step(params, buffers, [lr] * len(params), MOMENTUM)
+    _, accuracy = _evaluate_wide(wide, data.x_test, data.y_test, k)
+    for j in range(k):
+        unstack_into(wide, j, models[j])
+    return DecayRuns(losses, norms, accuracy)
