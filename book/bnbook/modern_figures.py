@@ -1,0 +1,144 @@
+"""Figures of the chapter on batch norm in modern networks (:mod:`bnbook.modern`,
+:mod:`bnbook.sequence`). Every function draws what it is given; nothing here trains.
+Each seed is its own line or dot, so the spread over seeds shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from bnbook.style import FULL_WIDTH, GREY, color, linestyle, styled
+from bnbook.train_figures import smooth
+
+
+def _dots(ax, xs, values, i: int, label: str) -> None:
+    """Values ``(len(xs), seeds)``: a line through the means and a dot per seed."""
+    values = np.asarray(values, dtype=float)
+    ax.plot(xs, values.mean(axis=1), color=color(i), ls=linestyle(i), lw=1.5, label=label)
+    for s in range(values.shape[1]):
+        ax.plot(xs, values[:, s], "o", color=color(i), ms=4, alpha=0.6)
+
+
+@styled
+def stream_figure(variances: Mapping[str, np.ndarray]) -> Figure:
+    """The variance of the residual stream entering each block, at initialisation.
+
+    ``variances[label]`` has shape ``(seeds, depth + 1)``; one line per seed.
+    """
+    figure, ax = plt.subplots(figsize=(FULL_WIDTH, 2.8), layout="constrained")
+    for i, (label, values) in enumerate(variances.items()):
+        values = np.asarray(values)
+        blocks = np.arange(values.shape[1])
+        for s, row in enumerate(values):
+            name = label if s == 0 else None
+            ax.plot(blocks, row, "o", color=color(i), ls=linestyle(i), ms=3, lw=1.2, label=name)
+    ax.set(xlabel="block index l (input of block l; the last: the output)")
+    ax.set_ylabel("variance of the\nresidual stream")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    figure.legend(loc="outside right center", frameon=False)
+    plt.close(figure)
+    return figure
+
+
+@styled
+def lr_sweep_figure(lrs: Sequence[float], losses: Mapping[str, np.ndarray], chance: float):
+    """Final training loss against the learning rate, one dot per seed, a line through
+    the means; ``losses[label]`` has shape ``(len(lrs), seeds)``. Dotted: chance's loss."""
+    figure, ax = plt.subplots(figsize=(FULL_WIDTH, 2.8), layout="constrained")
+    for i, (label, values) in enumerate(losses.items()):
+        _dots(ax, lrs, values, i, label)
+    ax.axhline(chance, color=GREY, lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xticks(lrs, [f"{v:g}" for v in lrs])
+    ax.minorticks_off()
+    ax.set(xlabel="learning rate", ylabel="training loss,\nlast 20 steps", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    figure.legend(loc="outside right center", frameon=False)
+    plt.close(figure)
+    return figure
+
+
+@styled
+def sequence_figure(
+    losses: Mapping[str, np.ndarray], accuracy: Mapping[str, Mapping[str, Sequence[float]]]
+) -> Figure:
+    """Left: training loss of each seed (``losses[norm]`` ``(seeds, steps)``). Right: the
+    share of test sequences sorted exactly, ``accuracy[norm][mode]`` one value per seed."""
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(FULL_WIDTH, 3.3), layout="constrained", width_ratios=(1, 1.3)
+    )
+    for i, (norm, rows) in enumerate(losses.items()):
+        for s, row in enumerate(np.asarray(rows)):
+            steps = np.arange(1, row.size + 1)
+            name = norm if s == 0 else None
+            left.plot(steps, smooth(row), color=color(i), ls=linestyle(i), lw=1, label=name)
+    left.set_yscale("log")
+    left.set(xlabel="training step", ylabel="training loss\n(10-step mean)")
+    modes = list(next(iter(accuracy.values())))
+    offsets = np.linspace(-0.15, 0.15, len(accuracy))
+    for i, (norm, by_mode) in enumerate(accuracy.items()):
+        for m, mode in enumerate(modes):
+            values = 100 * np.asarray(by_mode[mode])
+            ys = np.full(values.size, m + offsets[i])
+            right.plot(values, ys, "os"[i % 2], color=color(i), ms=5, alpha=0.7)
+    right.set_yticks(range(len(modes)), modes)
+    right.invert_yaxis()
+    right.set(xlabel="test sequences sorted exactly (%)", xlim=(-3, 103))
+    right.grid(alpha=0.3, axis="x")
+    figure.legend(loc="outside lower center", ncol=len(losses), frameon=False)
+    plt.close(figure)
+    return figure
+
+
+@styled
+def dropout_figure(
+    ps: Sequence[float],
+    ratios: Mapping[str, np.ndarray],
+    predicted: np.ndarray,
+    accuracy: Mapping[str, np.ndarray],
+) -> Figure:
+    """Left: the second batch norm's running variance over the variance it sees in eval
+    mode (``ratios[place]`` ``(len(ps), seeds)``), and the prediction for dropout before
+    it (``predicted`` ``(len(ps), seeds)``, dotted). Right: test accuracy (same shapes)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.2), layout="constrained")
+    for i, (place, values) in enumerate(ratios.items()):
+        _dots(left, ps, values, i, f"dropout {place} BN")
+    left.plot(ps, np.asarray(predicted).mean(axis=1), ":", color="0.2", lw=1.5,
+              label="predicted (before)")  # fmt: skip
+    left.set(xlabel="dropout probability p", ylabel="running var ÷ eval-mode var")
+    for i, (place, values) in enumerate(accuracy.items()):
+        _dots(right, ps, 100 * np.asarray(values), i, None)
+    right.set(xlabel="dropout probability p", ylabel="test accuracy (%)")
+    for ax in (left, right):
+        ax.set_xticks(ps, [f"{p:g}" for p in ps])
+        ax.grid(alpha=0.3)
+    figure.legend(loc="outside lower center", ncol=3, frameon=False)
+    plt.close(figure)
+    return figure
+
+
+@styled
+def decay_figure(norms: Mapping[str, np.ndarray], lr: float) -> Figure:
+    """Left: ‖w‖ of a convolution's weight against the step; right: the effective step
+    η/‖w‖². ``norms[label]`` has shape ``(steps + 1, seeds)``; one line per seed."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.2), layout="constrained")
+    for i, (label, values) in enumerate(norms.items()):
+        values = np.asarray(values)
+        steps = np.arange(values.shape[0])
+        for s in range(values.shape[1]):
+            name = label if s == 0 else None
+            left.plot(steps, values[:, s], color=color(i), ls=linestyle(i), lw=1.2, label=name)
+            right.plot(steps, lr / values[:, s] ** 2, color=color(i), ls=linestyle(i), lw=1.2)
+    left.set(xlabel="training step", ylabel="‖w‖", ylim=(0, None))
+    right.set(xlabel="training step", ylabel="effective step η/‖w‖²")
+    right.set_yscale("log")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    figure.legend(loc="outside lower center", ncol=len(norms), frameon=False)
+    plt.close(figure)
+    return figure
