@@ -69,28 +69,31 @@ def sequence_figure(
 ) -> Figure:
     """Left: training loss of each seed (``losses[norm]`` ``(seeds, steps)``). Right: the
     share of test sequences sorted exactly, ``accuracy[norm][mode]`` one value per seed."""
-    figure, (left, right) = plt.subplots(
-        1, 2, figsize=(FULL_WIDTH, 3.3), layout="constrained", width_ratios=(1, 1.3)
-    )
-    for i, (norm, rows) in enumerate(losses.items()):
-        for s, row in enumerate(np.asarray(rows)):
+    figure, (left, right) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.4), layout="constrained")
+    for i, rows in enumerate(losses.values()):
+        for row in np.asarray(rows):
             steps = np.arange(1, row.size + 1)
-            name = norm if s == 0 else None
-            left.plot(steps, smooth(row), color=color(i), ls=linestyle(i), lw=1, label=name)
+            left.plot(steps, smooth(row), color=color(i), ls=linestyle(i), lw=1)
     left.set_yscale("log")
     left.set(xlabel="training step", ylabel="training loss\n(10-step mean)")
     modes = list(next(iter(accuracy.values())))
     offsets = np.linspace(-0.15, 0.15, len(accuracy))
-    for i, (norm, by_mode) in enumerate(accuracy.items()):
+    markers = "osD^"
+    for i, by_mode in enumerate(accuracy.values()):
         for m, mode in enumerate(modes):
             values = 100 * np.asarray(by_mode[mode])
             ys = np.full(values.size, m + offsets[i])
-            right.plot(values, ys, "os"[i % 2], color=color(i), ms=5, alpha=0.7)
+            right.plot(values, ys, markers[i % 4], color=color(i), ms=5, alpha=0.7)
     right.set_yticks(range(len(modes)), modes)
     right.invert_yaxis()
-    right.set(xlabel="test sequences sorted exactly (%)", xlim=(-3, 103))
+    right.set(xlabel="test sequences\nsorted exactly (%)", xlim=(-3, 103))
     right.grid(alpha=0.3, axis="x")
-    figure.legend(loc="outside lower center", ncol=len(losses), frameon=False)
+    handles = [
+        plt.Line2D([], [], color=color(i), ls=linestyle(i), marker=markers[i % 4], ms=5)
+        for i in range(len(losses))
+    ]
+    figure.legend(handles, list(losses), loc="outside lower center", ncol=len(losses),
+                  frameon=False)  # fmt: skip
     plt.close(figure)
     return figure
 
@@ -104,15 +107,16 @@ def dropout_figure(
 ) -> Figure:
     """Left: the second batch norm's running variance over the variance it sees in eval
     mode (``ratios[place]`` ``(len(ps), seeds)``), and the prediction for dropout before
-    it (``predicted`` ``(len(ps), seeds)``, dotted). Right: test accuracy (same shapes)."""
+    it (``predicted`` ``(len(ps), seeds)``, dotted). Right: test accuracy (same shapes),
+    ``accuracy[label]`` in the same order as ``ratios`` (plus any more), labelled."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.2), layout="constrained")
-    for i, (place, values) in enumerate(ratios.items()):
-        _dots(left, ps, values, i, f"dropout {place} BN")
+    for i, values in enumerate(ratios.values()):
+        _dots(left, ps, values, i, None)
     left.plot(ps, np.asarray(predicted).mean(axis=1), ":", color="0.2", lw=1.5,
               label="predicted (before)")  # fmt: skip
     left.set(xlabel="dropout probability p", ylabel="running var ÷ eval-mode var")
     for i, (place, values) in enumerate(accuracy.items()):
-        _dots(right, ps, 100 * np.asarray(values), i, None)
+        _dots(right, ps, 100 * np.asarray(values), i, place)
     right.set(xlabel="dropout probability p", ylabel="test accuracy (%)")
     for ax in (left, right):
         ax.set_xticks(ps, [f"{p:g}" for p in ps])
