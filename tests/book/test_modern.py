@@ -154,8 +154,8 @@ def test_train_with_decay_matches_torch_sgd(data):
             assert torch.allclose(a, b, atol=1e-5), (decay, on_norms)
         k = settings.index((decay, on_norms, seed))
         convs = [m for m in ref if isinstance(m, nn.Conv2d)]
-        assert np.allclose(runs.weight_norms[-1, k], [float(c.weight.detach().norm()) for c in convs],
-                           rtol=1e-5)  # fmt: skip
+        norms = [float(c.weight.detach().norm()) for c in convs]
+        assert np.allclose(runs.weight_norms[-1, k], norms, rtol=1e-5)
     assert runs.train_loss.shape == (steps, 3) and runs.test_accuracy.shape == (3,)
     assert runs.weight_norms.shape == (steps + 1, 3, 3)
 
