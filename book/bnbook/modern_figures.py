@@ -7,12 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from bnbook.style import FULL_WIDTH, GREY, color, linestyle, styled
+from bnbook.style import BODY_PT, DPI, FULL_WIDTH, GREY, PIXEL_RATIO, color, linestyle, styled
 from bnbook.train_figures import smooth
+from bnbook.widgets import Explorer, Renderer, static_explorer
+
+#: What the static depth explorer tells a reader about running it live.
+RUN_LIVE = (
+    "On this page the slider steps through frames drawn when the book was built. Open the "
+    "chapter in Colab or Binder (rocket button at the top of the page), or download it as a "
+    "notebook, to run the live explorer, "
+    "<code>mfig.depth_explorer(RES_LRS, final_loss, CHANCE, DEPTH)</code>, and the training "
+    "runs themselves."
+)
 
 
 def _dots(ax, xs, values, i: int, label: str) -> None:
@@ -45,22 +56,105 @@ def stream_figure(variances: Mapping[str, np.ndarray]) -> Figure:
     return figure
 
 
-@styled
-def lr_sweep_figure(lrs: Sequence[float], losses: Mapping[str, np.ndarray], chance: float):
-    """Final training loss against the learning rate, one dot per seed, a line through
-    the means; ``losses[label]`` has shape ``(len(lrs), seeds)``. Dotted: chance's loss."""
-    figure, ax = plt.subplots(figsize=(FULL_WIDTH, 2.8), layout="constrained")
+def _draw_lr_sweep(ax, lrs, losses: Mapping[str, np.ndarray], chance: float, top=None):
     for i, (label, values) in enumerate(losses.items()):
         _dots(ax, lrs, values, i, label)
     ax.axhline(chance, color=GREY, lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xticks(lrs, [f"{v:g}" for v in lrs])
     ax.minorticks_off()
-    ax.set(xlabel="learning rate", ylabel="training loss,\nlast 20 steps", ylim=(0, None))
+    ax.set(xlabel="learning rate", ylabel="training loss,\nlast 20 steps", ylim=(0, top))
     ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=BODY_PT)  # ticks made when a frame is drawn keep the size
+
+
+@styled
+def lr_sweep_figure(lrs: Sequence[float], losses: Mapping[str, np.ndarray], chance: float):
+    """Final training loss against the learning rate, one dot per seed, a line through
+    the means; ``losses[label]`` has shape ``(len(lrs), seeds)``. Dotted: chance's loss."""
+    figure, ax = plt.subplots(figsize=(FULL_WIDTH, 2.8), layout="constrained")
+    _draw_lr_sweep(ax, lrs, losses, chance)
     figure.legend(loc="outside right center", frameon=False)
     plt.close(figure)
     return figure
+
+
+@styled
+def _depth_figure(lrs, losses_by_depth: Mapping[int, Mapping[str, np.ndarray]], chance):
+    """The depth explorer's figure (:func:`lr_sweep_figure` for one depth at a time, on
+    fixed axes), its moving part (the axes, redrawn whole) and its draw function, which
+    returns ``(caption, note)`` as :mod:`bnbook.widgets` expects."""
+    figure = Figure(figsize=(FULL_WIDTH, 2.8), layout="constrained")
+    ax = figure.subplots()
+    every = [np.max(v) for per in losses_by_depth.values() for v in per.values()]
+    top = 1.05 * max(chance, *every)
+    labels = list(next(iter(losses_by_depth.values())))
+    handles = [
+        plt.Line2D([], [], color=color(i), ls=linestyle(i), marker="o", ms=4)
+        for i in range(len(labels))
+    ]
+    figure.legend(handles, labels, loc="outside right center", frameon=False)
+
+    @styled  # the axes are redrawn at every depth: their texts too get the book's style
+    def draw(depth: int) -> tuple[str, str]:
+        losses = losses_by_depth[int(depth)]
+        ax.clear()
+        _draw_lr_sweep(ax, lrs, losses, chance, top)
+        means = {label: np.asarray(v).mean(axis=1) for label, v in losses.items()}
+        first, second = list(means)
+        caption = f"{int(depth)} residual blocks: final loss (mean of the seeds) at rates " + (
+            ", ".join(f"{lr:g}" for lr in lrs)
+        )
+        caption += f": {first} " + ", ".join(f"{v:.2f}" for v in means[first])
+        caption += f"; {second} " + ", ".join(f"{v:.2f}" for v in means[second]) + "."
+        lower = int(np.sum(means[second] < means[first]))
+        note = f"{second} ends lower than {first} at {lower} of the {len(lrs)} rates."
+        return caption, note
+
+    return figure, [ax], draw
+
+
+def depth_explorer_static(
+    lrs: Sequence[float],
+    losses_by_depth: Mapping[int, Mapping[str, np.ndarray]],
+    chance: float,
+    depth: int,
+) -> ipywidgets.VBox:
+    """Static page: one frame per depth, switched in the browser."""
+    figure, moving, draw = _depth_figure(lrs, losses_by_depth, chance)
+    renderer = Renderer(figure, moving, dpi=PIXEL_RATIO * DPI)
+    frames = []
+    for value in losses_by_depth:
+        caption, note = draw(value)
+        frames.append((caption, note, renderer.png()))
+    box = static_explorer(
+        "Zero γ at several depths (number of residual blocks on the slider)",
+        [str(d) for d in losses_by_depth],
+        frames,
+        list(losses_by_depth).index(depth),
+        "depth_explorer",
+        round(figure.get_figwidth() * DPI),
+    )
+    box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{RUN_LIVE}</div>'
+    return box
+
+
+def depth_explorer(
+    lrs: Sequence[float],
+    losses_by_depth: Mapping[int, Mapping[str, np.ndarray]],
+    chance: float,
+    depth: int,
+) -> Explorer:
+    """Live (with a kernel): pick a depth and see the precomputed sweep at that depth."""
+    figure, moving, draw = _depth_figure(lrs, losses_by_depth, chance)
+    slider = ipywidgets.SelectionSlider(
+        options=list(losses_by_depth),
+        value=depth,
+        description="blocks",
+        continuous_update=True,
+        layout=ipywidgets.Layout(width="60%"),
+    )
+    return Explorer("Zero γ at several depths", slider, figure, {}, draw, moving)
 
 
 @styled
