@@ -255,3 +255,23 @@ def test_figures_are_readable_and_fit_the_column():
         assert figure.get_figwidth() <= style.FULL_WIDTH + 1e-9
         assert figure.dpi == style.DPI
         assert isinstance(figure, matplotlib.figure.Figure)
+
+
+def test_depth_explorers():
+    rng = np.random.default_rng(1)
+    lrs = (0.05, 0.2, 0.4)
+    by_depth = {d: {"γ₀ = 1": rng.uniform(0, 2, (3, 3)), "γ₀ = 0": np.ones((3, 3))}
+                for d in (3, 6)}  # fmt: skip
+    box = mfig.depth_explorer_static(lrs, by_depth, np.log(10), 6)
+    assert len(box.stack.children) == 2 and box.slider.index == 1
+    assert "bnbook-explorer" in box._dom_classes
+    live = mfig.depth_explorer(lrs, by_depth, np.log(10), 6)
+    live.slider.value = 3
+    means = by_depth[3]["γ₀ = 1"].mean(axis=1)
+    assert "3 residual blocks" in live.caption.value
+    assert f"{means[0]:.2f}" in live.caption.value
+    lower = int(np.sum(1.0 < means))
+    assert f"at {lower} of the 3 rates" in live.message.value
+    figure, _, draw = mfig._depth_figure(lrs, by_depth, np.log(10))
+    draw(6)
+    assert style.too_small_texts(figure) == []
