@@ -21,7 +21,7 @@ RUN_LIVE = (
     "On this page the slider steps through frames drawn when the book was built. Open the "
     "chapter in Colab or Binder (rocket button at the top of the page), or download it as a "
     "notebook, to run the live explorer, "
-    "<code>mfig.depth_explorer(RES_LRS, final_loss, CHANCE, DEPTH)</code>, and the training "
+    "<code>mfig.depth_explorer(RES_LRS, by_depth, CHANCE, DEPTH)</code>, and the training "
     "runs themselves."
 )
 
