@@ -38,16 +38,18 @@ def make_residual_net(
 
     ::
 
-        (N, 1, 8, 8) → conv3×3 → norm → ReLU → maxpool 2          → (N, width, 4, 4)
-        depth times: x → ReLU(x + norm(conv(ReLU(norm(conv(x))))))  → (N, width, 4, 4)
-                     → average over the map → linear               → (N, 10) logits
+        (N, 1, 8, 8) → conv3×3 → norm → ReLU → maxpool 2        → (N, width, 4, 4)
+        depth times: x → ReLU(x + norm(conv(ReLU(norm(conv(x))))))
+                                                                → (N, width, 4, 4)
+                     → average over the map → linear             → (N, 10) logits
 
-    Each block is He et al.'s (2016) basic block, a :class:`~bnbook.models.Residual` then a
-    ReLU. ``zero_gamma=True`` sets γ of each block's *last* normalization to 0 (Goyal et al.
-    2017): the block's branch then outputs β = 0, and ``ReLU(x + 0) = x`` because ``x``
-    came out of a ReLU, so every block starts as the identity. ``norm`` is one of
-    :data:`bnbook.models.NORMS`; without a normalization (``"none"``) the convolutions keep
-    their bias and there is no γ to zero (``zero_gamma`` must be False).
+    Each block is He et al.'s (2016) basic block, a :class:`~bnbook.models.Residual`
+    then a ReLU. ``zero_gamma=True`` sets γ of each block's *last* normalization to 0
+    (Goyal et al. 2017): the block's branch then outputs β = 0, and
+    ``ReLU(x + 0) = x`` because ``x`` came out of a ReLU, so every block starts as the
+    identity. ``norm`` is one of :data:`bnbook.models.NORMS`; without a normalization
+    (``"none"``) the convolutions keep their bias and there is no γ to zero
+    (``zero_gamma`` must be False).
     """
     if depth < 0:
         raise ValueError(f"depth must be at least 0, got {depth}")
@@ -99,16 +101,21 @@ def stream_variances(model: nn.Sequential, x: torch.Tensor) -> list[float]:
     return variances
 
 
-def make_dropout_mlp(place: str, p: float = 0.5, hidden: int = 128, seed: int = 0) -> nn.Sequential:
-    """An MLP on the 64 pixels with two hidden layers, each linear → batch norm → ReLU, and
-    dropout (probability ``p``) in one of :data:`DROPOUT_PLACES`::
+def make_dropout_mlp(
+    place: str,
+    p: float = 0.5,
+    hidden: int = 128,
+    seed: int = 0,
+) -> nn.Sequential:
+    """An MLP on the 64 pixels with two hidden layers, each linear → batch norm → ReLU,
+    and dropout (probability ``p``) in one of :data:`DROPOUT_PLACES`::
 
         "before": linear → BN → ReLU → dropout → linear → BN → ReLU → linear
         "after":  linear → BN → ReLU → linear → BN → ReLU → dropout → linear
         "none":   linear → BN → ReLU → linear → BN → ReLU → linear
 
-    "before" puts a batch norm after a dropout, the order Li et al. (2019) find harmful;
-    "after" is their remedy: dropout only after the last batch norm.
+    "before" puts a batch norm after a dropout, the order Li et al. (2019) find
+    harmful; "after" is their remedy: dropout only after the last batch norm.
     """
     if place not in DROPOUT_PLACES:
         raise ValueError(f"place must be one of {DROPOUT_PLACES}, got {place!r}")
