@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -25,7 +26,8 @@ def _dots(ax, results: Mapping[str, Sequence[float]], ylabel: str, ylim=None) ->
         offsets = np.linspace(-0.12, 0.12, len(values))
         ax.plot(i + offsets, values, "o", color=color(i), ms=6, alpha=0.8)
         ax.plot([i - 0.25, i + 0.25], [values.mean()] * 2, color=color(i), lw=2.5)
-    ax.set_xticks(range(len(results)), list(results), rotation=0)
+    labels = ["\n".join(textwrap.fill(line, 9) for line in key.split("\n")) for key in results]
+    ax.set_xticks(range(len(results)), labels)
     ax.set_xlim(-0.6, len(results) - 0.4)
     ax.set_ylabel(ylabel)
     if ylim is not None:
@@ -62,28 +64,35 @@ def depth_figure(
     results_ylabel: str,
 ) -> Figure:
     """Left: ``along_depth[setting]`` ``(seeds, depth)``, one line per seed, log scale, a
-    label at each setting's last point. Right: :func:`dots_figure` panels of ``results``."""
+    legend below the figure. Right: a panel per ``results[title][setting]`` (one value per
+    seed), a row per setting: a dot per seed, a bar at the mean."""
     figure, axes = plt.subplots(
-        1, 1 + len(results), figsize=(FULL_WIDTH, 3.3), layout="constrained",
-        width_ratios=[1.3] + [1] * len(results),
+        1, 1 + len(results), figsize=(FULL_WIDTH, 3.6), layout="constrained",
+        width_ratios=[1.4] + [1] * len(results),
     )  # fmt: skip
     ax = axes[0]
     for i, (label, values) in enumerate(along_depth.items()):
         values = np.asarray(values)
         blocks = np.arange(1, values.shape[1] + 1)
-        for row in values:
-            ax.plot(blocks, row, color=color(i), ls=linestyle(i), lw=1.5, alpha=0.8)
-        ax.annotate(
-            label, (blocks[-1], values[:, -1].max()), xytext=(-4, 6),
-            textcoords="offset points", ha="right", color=color(i),
-        )  # fmt: skip
+        for j, row in enumerate(values):
+            ax.plot(blocks, row, color=color(i), ls=linestyle(i), lw=1.5, alpha=0.8,
+                    label=label if j == 0 else None)  # fmt: skip
     ax.set_yscale("log")
     ax.set(xlabel="residual block", ylabel=ylabel, title="at initialisation")
     ax.grid(alpha=0.3)
-    for ax, (title, panel) in zip(axes[1:], results.items(), strict=True):
-        _dots(ax, panel, results_ylabel, (0, 100))
+    for k, (ax, (title, panel)) in enumerate(zip(axes[1:], results.items(), strict=True)):
+        for i, values in enumerate(panel.values()):  # one row per setting, top to bottom
+            values = np.asarray(values, dtype=float)
+            y = len(panel) - 1 - i
+            offsets = np.linspace(-0.12, 0.12, len(values))
+            ax.plot(values, y + offsets, "o", color=color(i), ms=6, alpha=0.8)
+            ax.plot([values.mean()] * 2, [y - 0.25, y + 0.25], color=color(i), lw=2.5)
+        ax.set_yticks(range(len(panel)), list(panel)[::-1] if k == 0 else [])
+        ax.set(xlim=(0, 100), ylim=(-0.6, len(panel) - 0.4), xlabel=results_ylabel)
+        ax.set_xticks([0, 40, 80])
         ax.set_title(title)
-        ax.tick_params(axis="x", labelrotation=30)
+        ax.grid(axis="x", alpha=0.3)
+    figure.legend(loc="outside lower center", ncol=len(along_depth), frameon=False)
     plt.close(figure)
     return figure
 
