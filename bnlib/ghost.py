@@ -50,7 +50,8 @@ def ghost_batch_norm_forward(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Training-mode ghost batch norm of ``x`` ``(N, C, *)``, ``ghost_size`` images a ghost.
+    r"""Training-mode ghost batch norm of ``x`` ``(N, C, *)``, ghost batches of
+    ``ghost_size`` images.
 
     Ghost batch g is images g·ghost_size … (g + 1)·ghost_size − 1; each is normalized by
     batch norm's forward with its own μ_g and ρ_g = 1/√(σ²_g + ε). The running
@@ -71,8 +72,9 @@ def ghost_batch_norm_forward(
         mean_g, var_g = reference.batch_stats(ghost)  # this ghost batch's μ_g, σ²_g
         invstd_g = 1.0 / np.sqrt(var_g + eps)  # ρ_g
         y_g = reference.normalize(ghost, mean_g, invstd_g, weight, bias)
-        m = ghost.size // c
-        reference.update_running_stats(running_mean, running_var, mean_g, var_g, m, momentum)
+        m = ghost.size // c  # values per channel in a ghost batch
+        running = running_mean, running_var
+        reference.update_running_stats(*running, mean_g, var_g, m, momentum)
         y.append(y_g), means.append(mean_g), invstds.append(invstd_g)
     return np.concatenate(y), np.stack(means), np.stack(invstds)
 
@@ -80,23 +82,24 @@ def ghost_batch_norm_forward(
 def ghost_batch_norm_backward(
     dy, x, mean: np.ndarray, invstd: np.ndarray, weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Ghost batch norm's backward, given the forward's per-ghost μ_g and ρ_g ``(G, C)``.
+    r"""Ghost batch norm's backward, given the forward's μ_g and ρ_g, shape (G, C).
 
     Within ghost batch g (m = ghost_size·H·W values per channel, x̂ = (x − μ_g)·ρ_g):
 
         dx = γρ_g·(dy − Σ_g dy/m − x̂·Σ_g dy·x̂/m)   (batch norm's, per ghost batch),
         dγ = Σ_g (Σ dy·x̂),   dβ = Σ_g (Σ dy)       (over all N images).
 
-    Returns ``(dx, dweight, dbias)``, with the dtypes of :func:`bnlib.reference.backward`.
+    Returns ``(dx, dweight, dbias)``, the dtypes of :func:`bnlib.reference.backward`.
     """
     dy, x, weight = backward_inputs(dy, x, weight, eps=1.0)  # (no ε: σ_g is in invstd)
     mean, invstd, g = ghost_stats(mean, invstd, x)
-    ghost_count(x.shape[0] // g, x)  # more than one value per channel in each ghost batch
+    ghost_count(x.shape[0] // g, x)  # more than one value a channel in each ghost batch
     dx, dweight, dbias = [], 0.0, 0.0
     for k, (dy_g, x_g) in enumerate(zip(np.split(dy, g), np.split(x, g), strict=True)):
         sums = reference.backward_reduce(dy_g, x_g, mean[k], invstd[k])  # Σdy, Σdy·x̂
         m = x_g.size // x.shape[1]
-        dx.append(reference.backward_elemt(dy_g, x_g, mean[k], invstd[k], weight, *sums, m))
+        dx_g = reference.backward_elemt(dy_g, x_g, mean[k], invstd[k], weight, *sums, m)
+        dx.append(dx_g)
         dbias, dweight = dbias + sums[0], dweight + sums[1]
     dtype = x.dtype if weight is None else weight.dtype
     return np.concatenate(dx), dweight.astype(dtype), dbias.astype(dtype)

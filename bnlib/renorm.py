@@ -85,9 +85,9 @@ def batch_renorm_forward(
         r = clip(σ_B/σ, 1/r_max, r_max),  d = clip((μ_B − μ)/σ, −d_max, d_max),
         y = γ·((x − μ_B)/σ_B·r + d) + β
 
-    then ``running ← (1 − momentum)·running + momentum·batch`` (unbiased variance), in
-    place. Returns ``(y, mean, invstd, r, d)``: μ_B, 1/σ_B, r and d (float64, shape (C,))
-    are what :func:`batch_renorm_backward` needs.
+    then ``running ← (1 − momentum)·running + momentum·batch`` (unbiased variance),
+    in place. Returns ``(y, mean, invstd, r, d)``: μ_B, 1/σ_B, r and d (float64, shape
+    (C,)) are what :func:`batch_renorm_backward` needs.
     """
     x, running_mean, running_var, weight, bias = _checked(
         x, running_mean, running_var, weight, bias, r_max, d_max, momentum, eps
@@ -117,7 +117,7 @@ def batch_renorm_backward(
     d: np.ndarray,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Batch renorm's backward, r and d constants, given the forward's μ_B, 1/σ_B, r, d.
+    r"""Batch renorm's backward, r and d constants, given the forward's μ_B, 1/σ_B, r, d
 
     With x̃ = (x − μ_B)/σ_B, x̂ = x̃·r + d and m = N·H·W, per channel:
 
@@ -131,10 +131,11 @@ def batch_renorm_backward(
     c = x.shape[1]
     mean, invstd, r, d = _cache(c, mean=mean, invstd=invstd, r=r, d=d)
     require_batch_size(x)
-    sum_dy, sum_dy_xtilde = reference.backward_reduce(dy, x, mean, invstd)  # Σdy, Σdy·x̃
-    gamma = np.ones(c) if weight is None else weight.astype(np.float64)
+    sums = reference.backward_reduce(dy, x, mean, invstd)  # Σ dy, Σ dy·x̃
+    gamma_r = r if weight is None else weight.astype(np.float64) * r  # γ·r for γ
     m = x.size // c
-    dx = reference.backward_elemt(dy, x, mean, invstd, gamma * r, sum_dy, sum_dy_xtilde, m)
+    dx = reference.backward_elemt(dy, x, mean, invstd, gamma_r, *sums, m)
     dtype = x.dtype if weight is None else weight.dtype
+    sum_dy, sum_dy_xtilde = sums
     dweight = r * sum_dy_xtilde + d * sum_dy  # Σ dy·(x̃·r + d)
     return dx, dweight.astype(dtype), sum_dy.astype(dtype)

@@ -26,7 +26,7 @@ VARIANTS = ("batch norm", "no norm", "SkipInit")
 
 
 class BranchScale(nn.Module):
-    """``α·x`` with one learnable scalar α (``alpha``, shape (1,)), starting at ``init``.
+    """``α·x`` with one learnable scalar α (``alpha``, shape (1,)), at first ``init``.
 
     ``channels`` is the width of x: a wide copy of K of these (``bnbook.wide``) holds K
     scalars and multiplies copy k's ``channels`` channels by α_k."""
@@ -60,10 +60,10 @@ def make_deep_resnet(
         → average over the map → linear                                → (N, 10) logits
 
     The branch is conv3×3 → BN → ReLU → conv3×3 → BN for ``"batch norm"`` (as
-    ``bnbook.models.make_resnet``); conv3×3 → ReLU → conv3×3 (with biases) for ``"no norm"``;
-    and the same times α = 0 (:class:`BranchScale`) for ``"SkipInit"``. Convolutions start
-    with He et al.'s initialisation (``kaiming_normal_``, fan in, ReLU gain √2), the
-    setting of De and Smith's paper; biases at 0.
+    ``bnbook.models.make_resnet``); conv3×3 → ReLU → conv3×3 (with biases) for
+    ``"no norm"``; and the same times α = 0 (:class:`BranchScale`) for ``"SkipInit"``.
+    Convolutions start with He et al.'s initialisation (``kaiming_normal_``, fan in,
+    ReLU gain √2), the setting of De and Smith's paper; biases at 0.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
