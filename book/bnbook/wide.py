@@ -165,7 +165,8 @@ def _same_wide_layer(layers: list[nn.Module]) -> nn.Module:
         wide.weight.data = _cat([layer.weight for layer in layers])
         wide.bias.data = _cat([layer.bias for layer in layers])
         return wide
-    if isinstance(first, (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity)):
+    elementwise = (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Dropout)
+    if isinstance(first, elementwise):
         return copy.deepcopy(first)  # acts on each channel (or copies' blocks) alone
     raise ValueError(f"stack does not know how to widen {type(first).__name__}")
 
