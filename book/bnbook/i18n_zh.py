@@ -244,7 +244,7 @@ ZH: dict[str, str] = {
         "{first} 为 {first_losses}；{second} 为 {second_losses}。"
     ),
     "{second} ends lower than {first} at {lower} of the {n} rates.": (
-        "{second} 的最终损失在 {n} 个学习率中的 {lower} 个下低于 {first}。"
+        "{second} 的最终损失低于 {first} 的学习率：{lower} 个（共 {n} 个）。"
     ),
     "Zero γ at several depths (number of residual blocks on the slider)": (
         "不同深度下的零 γ（用滑块选择残差块的个数）"
