@@ -231,6 +231,32 @@ ZH: dict[str, str] = {
     "images per device n": "每个设备的图像数 n",
     "RMS(per device − whole)": "RMS(逐设备 − 整个批量)",
     # ----------------------------------------------------------------------------------
+    # modern_figures.py: chapter 8a, batch norm in modern networks
+    # ----------------------------------------------------------------------------------
+    "block index l (input of block l; the last: the output)": (
+        "块序号 l（块 l 的输入；最后一点为最后一个块的输出）"
+    ),
+    "variance of the\nresidual stream": "残差流的\n方差",
+    "training loss,\nlast 20 steps": "训练损失，\n最后 20 步",
+    "{depth} residual blocks: final loss (mean of the seeds) at rates {rates}: "
+    "{first} {first_losses}; {second} {second_losses}.": (
+        "{depth} 个残差块：学习率 {rates} 下的最终损失（随机种子均值）："
+        "{first} 为 {first_losses}；{second} 为 {second_losses}。"
+    ),
+    "{second} ends lower than {first} at {lower} of the {n} rates.": (
+        "{second} 的最终损失低于 {first} 的学习率：{lower} 个（共 {n} 个）。"
+    ),
+    "Zero γ at several depths (number of residual blocks on the slider)": (
+        "不同深度下的零 γ（用滑块选择残差块的个数）"
+    ),
+    "Zero γ at several depths": "不同深度下的零 γ",
+    "blocks": "块数",
+    "test sequences\nsorted exactly (%)": "完全正确排序的\n测试序列（%）",
+    "predicted (before)": "预测值（暂退层在前）",
+    "dropout probability p": "暂退概率 p",
+    "running var ÷ eval-mode var": "运行方差 ÷ 评估模式方差",
+    "effective step η/‖w‖²": "有效步长 η/‖w‖²",
+    # ----------------------------------------------------------------------------------
     # Texts the chapters pass to the figures above (legends' names, titles)
     # ----------------------------------------------------------------------------------
     # the normalizations (chapters 6, 8, appendix_small_batch)
@@ -273,6 +299,19 @@ ZH: dict[str, str] = {
     "synchronized (32 per device)": "同步（每个设备 32 幅）",
     "8 per device": "每个设备 8 幅",
     "2 per device": "每个设备 2 幅",
+    # chapter 8a
+    "batch norm": "批量归一化",
+    "layer norm": "层归一化",
+    "batched,\neval mode": "成批，\n评估模式",
+    "one at a time,\neval mode": "逐个，\n评估模式",
+    "one at a time,\nits own statistics": "逐个，\n用自身统计量",
+    "short ones batched,\nbatch statistics": "短序列成批，\n批量统计量",
+    "dropout before BN": "暂退层在 BN 之前",
+    "dropout after BN": "暂退层在 BN 之后",
+    "no dropout": "不使用暂退法",
+    "no decay": "无权重衰减",
+    "decay on all": "衰减全部参数",
+    "decay, not on γ, β": "衰减，γ、β 除外",
     # appendix_small_batch
     "last maps 2×2": "最后特征图 2×2",
     "last maps 1×1": "最后特征图 1×1",

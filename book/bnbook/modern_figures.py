@@ -1,6 +1,7 @@
 """Figures of the chapter on batch norm in modern networks (:mod:`bnbook.modern`,
 :mod:`bnbook.sequence`). Every function draws what it is given; nothing here trains.
-Each seed is its own line or dot, so the spread over seeds shows.
+Each seed is its own line or dot, so the spread over seeds shows. Every text drawn, the
+names a chapter passes in included, goes through :func:`bnbook.i18n.t` (README, "中文版").
 """
 
 from __future__ import annotations
@@ -12,24 +13,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from bnbook.i18n import t
 from bnbook.style import BODY_PT, DPI, FULL_WIDTH, GREY, PIXEL_RATIO, color, linestyle, styled
-from bnbook.train_figures import smooth
+from bnbook.train_figures import RUN_LIVE as RUN_LIVE_TEMPLATE
+from bnbook.train_figures import SMOOTH, smooth
 from bnbook.widgets import Explorer, Renderer, static_explorer
 
-#: What the static depth explorer tells a reader about running it live.
-RUN_LIVE = (
-    "On this page the slider steps through frames drawn when the book was built. Open the "
-    "chapter in Colab or Binder (rocket button at the top of the page), or download it as a "
-    "notebook, to run the live explorer, "
-    "<code>mfig.depth_explorer(RES_LRS, by_depth, CHANCE, DEPTH)</code>, and the training "
-    "runs themselves."
-)
+#: The live explorer's call, which the static depth explorer names (chapter 6's text,
+#: :data:`bnbook.train_figures.RUN_LIVE`, tells a reader how to run it).
+LIVE_CALL = "<code>mfig.depth_explorer(RES_LRS, by_depth, CHANCE, DEPTH)</code>"
 
 
-def _dots(ax, xs, values, i: int, label: str) -> None:
+def _dots(ax, xs, values, i: int, label: str | None) -> None:
     """Values ``(len(xs), seeds)``: a line through the means and a dot per seed."""
     values = np.asarray(values, dtype=float)
-    ax.plot(xs, values.mean(axis=1), color=color(i), ls=linestyle(i), lw=1.5, label=label)
+    name = None if label is None else t(label)
+    ax.plot(xs, values.mean(axis=1), color=color(i), ls=linestyle(i), lw=1.5, label=name)
     for s in range(values.shape[1]):
         ax.plot(xs, values[:, s], "o", color=color(i), ms=4, alpha=0.6)
 
@@ -45,10 +44,10 @@ def stream_figure(variances: Mapping[str, np.ndarray]) -> Figure:
         values = np.asarray(values)
         blocks = np.arange(values.shape[1])
         for s, row in enumerate(values):
-            name = label if s == 0 else None
+            name = t(label) if s == 0 else None
             ax.plot(blocks, row, "o", color=color(i), ls=linestyle(i), ms=3, lw=1.2, label=name)
-    ax.set(xlabel="block index l (input of block l; the last: the output)")
-    ax.set_ylabel("variance of the\nresidual stream")
+    ax.set(xlabel=t("block index l (input of block l; the last: the output)"))
+    ax.set_ylabel(t("variance of the\nresidual stream"))
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     figure.legend(loc="outside right center", frameon=False)
@@ -63,7 +62,7 @@ def _draw_lr_sweep(ax, lrs, losses: Mapping[str, np.ndarray], chance: float, top
     ax.set_xscale("log")
     ax.set_xticks(lrs, [f"{v:g}" for v in lrs])
     ax.minorticks_off()
-    ax.set(xlabel="learning rate", ylabel="training loss,\nlast 20 steps", ylim=(0, top))
+    ax.set(xlabel=t("learning rate"), ylabel=t("training loss,\nlast 20 steps"), ylim=(0, top))
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=BODY_PT)  # ticks made when a frame is drawn keep the size
 
@@ -93,7 +92,8 @@ def _depth_figure(lrs, losses_by_depth: Mapping[int, Mapping[str, np.ndarray]], 
         plt.Line2D([], [], color=color(i), ls=linestyle(i), marker="o", ms=4)
         for i in range(len(labels))
     ]
-    figure.legend(handles, labels, loc="outside right center", frameon=False)
+    figure.legend(handles, [t(label) for label in labels], loc="outside right center",
+                  frameon=False)  # fmt: skip
 
     @styled  # the axes are redrawn at every depth: their texts too get the book's style
     def draw(depth: int) -> tuple[str, str]:
@@ -102,13 +102,24 @@ def _depth_figure(lrs, losses_by_depth: Mapping[int, Mapping[str, np.ndarray]], 
         _draw_lr_sweep(ax, lrs, losses, chance, top)
         means = {label: np.asarray(v).mean(axis=1) for label, v in losses.items()}
         first, second = list(means)
-        caption = f"{int(depth)} residual blocks: final loss (mean of the seeds) at rates " + (
-            ", ".join(f"{lr:g}" for lr in lrs)
+        caption = t(
+            "{depth} residual blocks: final loss (mean of the seeds) at rates {rates}: "
+            "{first} {first_losses}; {second} {second_losses}.",
+            depth=int(depth),
+            rates=", ".join(f"{lr:g}" for lr in lrs),
+            first=t(first),
+            first_losses=", ".join(f"{v:.2f}" for v in means[first]),
+            second=t(second),
+            second_losses=", ".join(f"{v:.2f}" for v in means[second]),
         )
-        caption += f": {first} " + ", ".join(f"{v:.2f}" for v in means[first])
-        caption += f"; {second} " + ", ".join(f"{v:.2f}" for v in means[second]) + "."
         lower = int(np.sum(means[second] < means[first]))
-        note = f"{second} ends lower than {first} at {lower} of the {len(lrs)} rates."
+        note = t(
+            "{second} ends lower than {first} at {lower} of the {n} rates.",
+            second=t(second),
+            first=t(first),
+            lower=lower,
+            n=len(lrs),
+        )
         return caption, note
 
     return figure, [ax], draw
@@ -128,14 +139,15 @@ def depth_explorer_static(
         caption, note = draw(value)
         frames.append((caption, note, renderer.png()))
     box = static_explorer(
-        "Zero γ at several depths (number of residual blocks on the slider)",
+        t("Zero γ at several depths (number of residual blocks on the slider)"),
         [str(d) for d in losses_by_depth],
         frames,
         list(losses_by_depth).index(depth),
         "depth_explorer",
         round(figure.get_figwidth() * DPI),
     )
-    box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{RUN_LIVE}</div>'
+    run_live = t(RUN_LIVE_TEMPLATE, code=LIVE_CALL)
+    box.children[-1].value = f'<div style="font-size:0.85em;color:#555">{run_live}</div>'
     return box
 
 
@@ -150,11 +162,11 @@ def depth_explorer(
     slider = ipywidgets.SelectionSlider(
         options=list(losses_by_depth),
         value=depth,
-        description="blocks",
+        description=t("blocks"),
         continuous_update=True,
         layout=ipywidgets.Layout(width="60%"),
     )
-    return Explorer("Zero γ at several depths", slider, figure, {}, draw, moving)
+    return Explorer(t("Zero γ at several depths"), slider, figure, {}, draw, moving)
 
 
 @styled
@@ -169,7 +181,7 @@ def sequence_figure(
             steps = np.arange(1, row.size + 1)
             left.plot(steps, smooth(row), color=color(i), ls=linestyle(i), lw=1)
     left.set_yscale("log")
-    left.set(xlabel="training step", ylabel="training loss\n(10-step mean)")
+    left.set(xlabel=t("training step"), ylabel=t("training loss\n({n}-step mean)", n=SMOOTH))
     modes = list(next(iter(accuracy.values())))
     offsets = np.linspace(-0.15, 0.15, len(accuracy))
     markers = "osD^"
@@ -178,16 +190,16 @@ def sequence_figure(
             values = 100 * np.asarray(by_mode[mode])
             ys = np.full(values.size, m + offsets[i])
             right.plot(values, ys, markers[i % 4], color=color(i), ms=5, alpha=0.7)
-    right.set_yticks(range(len(modes)), modes)
+    right.set_yticks(range(len(modes)), [t(mode) for mode in modes])
     right.invert_yaxis()
-    right.set(xlabel="test sequences\nsorted exactly (%)", xlim=(-3, 103))
+    right.set(xlabel=t("test sequences\nsorted exactly (%)"), xlim=(-3, 103))
     right.grid(alpha=0.3, axis="x")
     handles = [
         plt.Line2D([], [], color=color(i), ls=linestyle(i), marker=markers[i % 4], ms=5)
         for i in range(len(losses))
     ]
-    figure.legend(handles, list(losses), loc="outside lower center", ncol=len(losses),
-                  frameon=False)  # fmt: skip
+    names = [t(label) for label in losses]
+    figure.legend(handles, names, loc="outside lower center", ncol=len(losses), frameon=False)
     plt.close(figure)
     return figure
 
@@ -207,11 +219,11 @@ def dropout_figure(
     for i, values in enumerate(ratios.values()):
         _dots(left, ps, values, i, None)
     left.plot(ps, np.asarray(predicted).mean(axis=1), ":", color="0.2", lw=1.5,
-              label="predicted (before)")  # fmt: skip
-    left.set(xlabel="dropout probability p", ylabel="running var ÷ eval-mode var")
+              label=t("predicted (before)"))  # fmt: skip
+    left.set(xlabel=t("dropout probability p"), ylabel=t("running var ÷ eval-mode var"))
     for i, (place, values) in enumerate(accuracy.items()):
         _dots(right, ps, 100 * np.asarray(values), i, place)
-    right.set(xlabel="dropout probability p", ylabel="test accuracy (%)")
+    right.set(xlabel=t("dropout probability p"), ylabel=t("test accuracy (%)"))
     for ax in (left, right):
         ax.set_xticks(ps, [f"{p:g}" for p in ps])
         ax.grid(alpha=0.3)
@@ -229,11 +241,11 @@ def decay_figure(norms: Mapping[str, np.ndarray], lr: float) -> Figure:
         values = np.asarray(values)
         steps = np.arange(values.shape[0])
         for s in range(values.shape[1]):
-            name = label if s == 0 else None
+            name = t(label) if s == 0 else None
             left.plot(steps, values[:, s], color=color(i), ls=linestyle(i), lw=1.2, label=name)
             right.plot(steps, lr / values[:, s] ** 2, color=color(i), ls=linestyle(i), lw=1.2)
-    left.set(xlabel="training step", ylabel="‖w‖", ylim=(0, None))
-    right.set(xlabel="training step", ylabel="effective step η/‖w‖²")
+    left.set(xlabel=t("training step"), ylabel="‖w‖", ylim=(0, None))
+    right.set(xlabel=t("training step"), ylabel=t("effective step η/‖w‖²"))
     right.set_yscale("log")
     for ax in (left, right):
         ax.grid(alpha=0.3)
