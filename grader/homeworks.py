@@ -81,6 +81,7 @@ class Homework:
     expected_flags: frozenset[str] = frozenset()  # flags every honest notebook raises
     helpers: frozenset[str] = frozenset()  # bnlib.check names its notebook uses, not checks
     torch_functions: frozenset[str] = frozenset()  # the functions that may use torch
+    packages: tuple[str, ...] = ()  # what its notebooks need besides NumPy (Gradescope's pins)
 
     @property
     def max_score(self) -> float:
@@ -161,12 +162,13 @@ HOMEWORK_09 = Homework(  # the second homework (its checks: bnlib.check.homework
             1,
             check.FOLD_ORDERS,
             deductions(check.FOLD_ORDERS, 0, 0),
-            caller="bnlib.check.homework_2.fold:call_fold_orders",
+            caller="bnlib.check.homework_2.folding:call_fold_orders",
         ),
     ),
     expected_flags=frozenset({"calls torch"}),  # part 3 is torch: every notebook imports it
     helpers=frozenset({"recalibration_problem"}),
     torch_functions=frozenset({"recalibrate"}),  # the others: NumPy only, or flagged
+    packages=("torch",),
 )
 
 HOMEWORKS: dict[str, Homework] = {hw.name: hw for hw in (HOMEWORK_05, HOMEWORK_09)}

@@ -41,15 +41,20 @@ class Mistake:
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
 
-def close(got: np.ndarray, expected: np.ndarray, dtype, loosen: float = 1.0) -> bool:
-    """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails);
+def close(
+    got: np.ndarray, expected: np.ndarray, dtype, loosen: float = 1.0, equal_nan: bool = False
+) -> bool:
+    """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails,
+    unless ``equal_nan``: a wrong reference that gives NaN where the student got NaN);
     integers (counts) must be exact, other dtypes than float32 and float64 get float16's
     1e-2."""
     exact = np.dtype(dtype).kind in "iu"
     tol = 0.0 if exact else loosen * TOLERANCE.get(np.dtype(dtype), 1e-2)
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
-    return bool(np.all(diff <= tol * scale))
+    got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
+    both_nan = np.isnan(got) & np.isnan(expected) if equal_nan else False
+    scale = max(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
+    diff = np.abs(got - expected)
+    return bool(np.all((diff <= tol * scale) | both_nan))
 
 
 # --------------------------------------------------------------------------------------
@@ -324,7 +329,13 @@ def diagnose(check: Check, trials, wrong, got_by_case) -> list[Diagnosis]:
                 for combo in combos
                 if all(
                     got_by_case[i][k].shape == wrong_reference(combo, i)[k].shape
-                    and close(got_by_case[i][k], wrong_reference(combo, i)[k], trials[i].dtype, 10)
+                    and close(
+                        got_by_case[i][k],
+                        wrong_reference(combo, i)[k],
+                        trials[i].dtype,
+                        loosen=10,
+                        equal_nan=True,
+                    )
                     for i in indices
                 )
             ]

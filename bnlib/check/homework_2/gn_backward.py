@@ -4,7 +4,7 @@ r"""Homework 2, part 1b: group norm's backward (:data:`GROUP_NORM_BACKWARD`,
 The reference (:func:`reference_group_norm_backward`) is the staged backward in float64,
 checked against ``torch.nn.functional.group_norm`` under autograd and against finite
 differences in ``tests/bnlib/test_check_homework_2.py``. The cases are those of the forward
-(:data:`~bnlib.check.homework_2.group_norm.GROUP_NORM_CASES`): odd group sizes, 1×1 maps,
+(:data:`~bnlib.check.homework_2.gn_forward.GROUP_NORM_CASES`): odd group sizes, 1×1 maps,
 N = 1, one group and C groups, float32 and float64.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bnlib.check.engine import Check, CheckResult, Mistake, make_trials
-from bnlib.check.homework_2.group_norm import GROUP_NORM_CASES, hidden_group_norm_cases
+from bnlib.check.homework_2.gn_forward import GROUP_NORM_CASES, hidden_group_norm_cases
 
 GROUP_NORM_BACKWARD_MISTAKES = (
     Mistake(
