@@ -23,6 +23,7 @@ homework's instructions ask for it (the wheel's ``homework`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from collections.abc import Callable
@@ -51,6 +52,19 @@ def _torch():
     import torch  # here, not at the top: bnlib never needs torch but for this part
 
     return torch
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """torch on one thread for the while (these models are tiny: more threads only
+    contend), then as it was."""
+    torch = _torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _batch_norms(model) -> list:
@@ -102,12 +116,13 @@ def trained(seed: int) -> tuple:
         torch.manual_seed(seed)
         model = build_model().train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(TRAIN_STEPS):
-        index = torch.from_numpy(rng.integers(0, TRAIN_SIZE, TRAIN_BATCH))
-        loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    with _one_thread():
+        for _ in range(TRAIN_STEPS):
+            index = torch.from_numpy(rng.integers(0, TRAIN_SIZE, TRAIN_BATCH))
+            loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     bns = _batch_norms(model)
     params = torch.nn.utils.parameters_to_vector(model.parameters()).detach().numpy().copy()
     mean = np.concatenate([bn.running_mean.numpy() for bn in bns])
@@ -210,7 +225,7 @@ def call_recalibrate(fn: Callable, trial: Trial, names: tuple[str, ...]) -> Retu
         bn.register_forward_pre_hook(lambda *_: with_grad.append(torch.is_grad_enabled()))
     inputs = [torch.from_numpy(b.copy()) for b in batches]
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), _one_thread():
             warnings.simplefilter("ignore")
             out = fn(model, inputs)
     except (Exception, SystemExit) as exc:  # the student's function may raise anything
@@ -224,7 +239,8 @@ def call_recalibrate(fn: Callable, trial: Trial, names: tuple[str, ...]) -> Retu
     if found != 2 or sum(p.numel() for p in out.parameters()) != params.size:
         return Returned(problem="returned another model; return the model you were given")
     try:
-        return Returned(outputs=_outputs(out, any(with_grad), test_x, test_y))
+        with _one_thread():
+            return Returned(outputs=_outputs(out, any(with_grad), test_x, test_y))
     except Exception as exc:  # noqa: BLE001 (a model the student broke)
         return Returned(problem=f"the model returned fails on new inputs: {exc}")
 
@@ -284,6 +300,13 @@ def recalibrate_variant(
 ) -> tuple:  # fmt: skip
     """torch's recipe, with chosen mistakes: the outputs of :data:`OUTPUTS`."""
     torch = _torch()
+    with _one_thread():
+        return _recipe(torch, params, running_mean, running_var, tracked, batches, test_x,
+                       test_y, momentum, reset, passes_in, end_mode, grad, weights)  # fmt: skip
+
+
+def _recipe(torch, params, running_mean, running_var, tracked, batches, test_x, test_y,
+            momentum, reset, passes_in, end_mode, grad, weights) -> tuple:  # fmt: skip
     model = build_model(params, running_mean, running_var, tracked)
     for bn in _batch_norms(model):
         if weights == "reset":
