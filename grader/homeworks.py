@@ -152,7 +152,7 @@ HOMEWORK_09 = Homework(  # the second homework (its checks: bnlib.check.homework
             "recalibrate",
             4,
             check.RECALIBRATE,
-            deductions(check.RECALIBRATE, 0, 0),
+            deductions(check.RECALIBRATE, 0.25, 0.5),  # the caller hands back float32 only
             caller="bnlib.check.homework_2.recalibration:call_recalibrate",
         ),
         Part("fold_bn", "fold_bn", 3, check.FOLD_BN, deductions(check.FOLD_BN, 0.25, 0.5)),
@@ -161,7 +161,7 @@ HOMEWORK_09 = Homework(  # the second homework (its checks: bnlib.check.homework
             "foldable_orders",
             1,
             check.FOLD_ORDERS,
-            deductions(check.FOLD_ORDERS, 0, 0),
+            deductions(check.FOLD_ORDERS, 0.25, 0.25),  # never applies: no array input
             caller="bnlib.check.homework_2.folding:call_fold_orders",
         ),
     ),

@@ -175,11 +175,16 @@ RECAL_CASES = (RecalCase(0, 20, 32, seed=41),)
 def hidden_recal_cases(rng: np.random.Generator) -> list[RecalCase]:
     """Fresh shifts and batches for another trained model: many batches, and a few small
     ones (the cumulative average weighs every batch alike, whatever their number)."""
+
+    def draw(batches: tuple[int, int], size: tuple[int, int]) -> RecalCase:
+        seed = int(rng.integers(2**31))
+        return RecalCase(1, int(rng.integers(*batches)), int(rng.integers(*size)), seed)
+
     return [
-        RecalCase(
-            1, int(rng.integers(10, 30)), int(rng.integers(16, 48)), int(rng.integers(2**31))
-        ),
-        RecalCase(1, int(rng.integers(3, 6)), int(rng.integers(2, 6)), int(rng.integers(2**31))),
+        draw((10, 30), (16, 48)),
+        draw((10, 30), (16, 48)),
+        draw((3, 6), (2, 6)),
+        draw((2, 4), (2, 3)),
     ]
 
 
