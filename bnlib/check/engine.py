@@ -298,7 +298,8 @@ def modified_inputs(check: Check, trial: Trial, back: Returned) -> list[str]:
 
 def diagnose(check: Check, trials, wrong, got_by_case) -> list[Diagnosis]:
     """For each wrong output, the mistakes that reproduce it on every case where it is wrong:
-    single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1). A mistake
+    single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1); an output
+    that the mistakes already named reproduce, made together, is put down to them. A mistake
     that explains several outputs is reported once, naming them."""
     mistakes = check.mistakes
     candidates = [[(m,) for m in mistakes]]
@@ -319,26 +320,35 @@ def diagnose(check: Check, trials, wrong, got_by_case) -> list[Diagnosis]:
             cache[key, index] = check.variant(*args, **options)
         return cache[key, index]
 
+    def reproduces(combo, k, indices) -> bool:
+        return all(
+            got_by_case[i][k].shape == wrong_reference(combo, i)[k].shape
+            and close(
+                got_by_case[i][k],
+                wrong_reference(combo, i)[k],
+                trials[i].dtype,
+                loosen=10,
+                equal_nan=True,
+            )
+            for i in indices
+        )
+
     found: dict[str, Diagnosis] = {}
+    by_key = {m.key: m for m in mistakes}
     for k, indices in wrong.items():
         if not indices:
             continue
+        # the mistakes already named, made together, may explain this output too (a coarse
+        # output, such as an accuracy, may also match other mistakes by chance)
+        named = tuple(by_key[key] for key in found)
+        keys_used = [key for m in named for key in m.options]
+        if named and len(keys_used) == len(set(keys_used)) and reproduces(named, k, indices):
+            for diagnosis in found.values():
+                diagnosis.outputs.append(check.outputs[k])
+                diagnosis.cases = sorted(set(diagnosis.cases) | set(indices))
+            continue
         for combos in candidates:
-            matched = [
-                combo
-                for combo in combos
-                if all(
-                    got_by_case[i][k].shape == wrong_reference(combo, i)[k].shape
-                    and close(
-                        got_by_case[i][k],
-                        wrong_reference(combo, i)[k],
-                        trials[i].dtype,
-                        loosen=10,
-                        equal_nan=True,
-                    )
-                    for i in indices
-                )
-            ]
+            matched = [combo for combo in combos if reproduces(combo, k, indices)]
             for mistake in {m.key: m for combo in matched for m in combo}.values():
                 diagnosis = found.setdefault(
                     mistake.key, Diagnosis(mistake.key, mistake.message, [])

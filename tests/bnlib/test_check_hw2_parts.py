@@ -291,3 +291,14 @@ def test_fold_orders_are_graded_with_a_named_mistake(answer, expected):
     back = folding.call_fold_orders(lambda: answer, trial, check.FOLD_ORDERS.outputs)
     result = check.assess(check.FOLD_ORDERS, [trial], [back])
     assert bool(result) == (not expected) and keys(result) == expected, str(result)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recalibration_recovers_what_the_shift_cost_on_every_seed(seed):
+    """On three trained models and shifts: the stale statistics cost accuracy, torch's
+    recipe wins it back (the hidden cases' models and the page's)."""
+    case = recalibration.RecalCase(seed, 20, 32, seed=100 + seed)
+    args = recalibration._args(case.data(), case)
+    stale = recalibration.recalibrate_variant(*args, reset=False, passes_in="eval")[5]
+    fixed = check.RECALIBRATE.reference(*args)[5]
+    assert fixed > 0.85 and fixed - stale > 0.3, (float(stale), float(fixed))
