@@ -32,7 +32,7 @@ ZH: dict[str, str] = {
     "test accuracy (%)": "测试准确率（%）",
     "batch size N": "批量大小 N",
     # ----------------------------------------------------------------------------------
-    # plots.py: chapter 1, the tensor and the normalization family
+    # tensor_figures.py: chapter 1, the tensor and the normalization family
     # ----------------------------------------------------------------------------------
     "channel {c}\nμ = {mean}, σ² = {var}": "通道 {c}\nμ = {mean}, σ² = {var}",
     "x: {n} images × {c} channels × {h}×{w} pixels": "x：{n} 幅图像 × {c} 个通道 × {h}×{w} 像素",
@@ -52,7 +52,7 @@ ZH: dict[str, str] = {
     "{n} images (rows n) × {c} channels (columns c) × {h}×{w} pixels": (
         "{n} 幅图像（行 n）× {c} 个通道（列 c）× {h}×{w} 像素"
     ),
-    # chapter 2: biased and unbiased variance, ε
+    # variance_figures.py: chapter 2, biased and unbiased variance, ε
     "biased variance (what BatchNorm does): 1": "有偏方差（BatchNorm 的做法）：1",
     "unbiased variance: $(m-1)/m$": "无偏方差：(m − 1)/m",
     "measured on random tensors (bnlib)": "在随机张量上的测量值（bnlib）",
@@ -66,7 +66,7 @@ ZH: dict[str, str] = {
     "ε barely matters, until it is comparable to the channel's variance": (
         "ε 几乎没有影响，直到它与通道方差相当"
     ),
-    # chapter 4: the backward pass
+    # backward_figures.py: chapter 4, the backward pass
     "$dy$ (given)": "dy（已知）",
     "tensor of shape (N, C, H, W)": "形状为 (N, C, H, W) 的张量",
     "one number per channel": "每个通道一个数",
@@ -75,7 +75,7 @@ ZH: dict[str, str] = {
     r"channel {c}: $|\sum dx\,\hat x|$": "通道 {c}：|Σ dx·x̂|",
     r"$|\sum dx|$ (rounding level)": "|Σ dx|（舍入误差量级）",
     "per-channel sum (absolute value)": "逐通道求和（绝对值）",
-    # chapter 3: running statistics
+    # running_figures.py: chapter 3, running statistics
     "momentum=None (cumulative)": "动量 = None（累积平均）",
     "momentum = {p}": "动量 = {p}",
     "each batch's statistic (variance: unbiased)": "每个批量的统计量（方差：无偏）",

@@ -60,6 +60,8 @@ PALETTE = (
     "#1f77b4", "#c85a00", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#c2389a", "#6e6e6e", "#7d7e00", "#0e7f8a",
 )  # fmt: skip
+#: Colours of the channels in Part I's figures (chapters 1-3): each ≥ 3:1 against white.
+CHANNEL_COLORS = PALETTE[:5]
 #: Line styles: the n-th line of a figure is drawn in ``color(n)`` and ``linestyle(n)``, so
 #: that lines are told apart without colour (WCAG 1.4.1). Dotted (":") is kept for
 #: reference lines (expected values, defaults), so it is not in this list.

@@ -28,7 +28,7 @@ def fields(template: str) -> set[str]:
 
 def test_the_scan_finds_the_figure_texts():
     texts = source_texts()
-    assert "step (batches seen)" in texts  # plots.py
+    assert "step (batches seen)" in texts  # running_figures.py
     assert "test accuracy (%)" in texts  # train_figures.py, after_figures.py
     assert "Momentum on a drifting stream" in texts  # widgets.py
     assert len(texts) > 100

@@ -1,4 +1,5 @@
-"""bnbook.plots: each figure plots exactly what bnlib (and torch) compute."""
+"""Part I's figures (bnbook.tensor_figures, variance_figures, running_figures,
+backward_figures): each figure plots exactly what bnlib (and torch) compute."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -8,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
 import bnlib
-from bnbook import plots, simulate
+from bnbook import backward_figures, running_figures, simulate, tensor_figures, variance_figures
 from tests.cases import random_input
 
 BLOG_X = np.array(
@@ -30,7 +31,7 @@ def line_by_gid(fig: Figure, gid: str):
 def test_tensor_figure_places_every_value_and_the_channel_statistics(shape):
     rng = np.random.default_rng(sum(shape))
     x = BLOG_X if shape == BLOG_X.shape else rng.integers(-3, 4, shape).astype(np.float32)
-    texts = texts_by_gid(plots.tensor_pooling_figure(x))
+    texts = texts_by_gid(tensor_figures.tensor_pooling_figure(x))
     n_img, n_ch, h, w = x.shape
     for idx in np.ndindex(x.shape):
         assert float(texts["x[{},{},{},{}]".format(*idx)]) == x[idx]
@@ -47,12 +48,12 @@ def test_tensor_figure_places_every_value_and_the_channel_statistics(shape):
 
 def test_tensor_figure_rejects_other_ranks():
     with pytest.raises(ValueError, match="shape"):
-        plots.tensor_pooling_figure(np.zeros((2, 2, 4), np.float32))
+        tensor_figures.tensor_pooling_figure(np.zeros((2, 2, 4), np.float32))
 
 
 def test_unbiased_normalization_variance_is_m_minus_1_over_m_and_matches_torch():
     ms = [2, 3, 8, 100, 1000]
-    m, v = plots.unbiased_normalization_variance(ms, eps=1e-5, seed=3)
+    m, v = variance_figures.unbiased_normalization_variance(ms, eps=1e-5, seed=3)
     np.testing.assert_array_equal(m, ms)
     np.testing.assert_allclose(v, (m - 1) / m, rtol=1e-3)
     # the same experiment in torch: normalize with torch's default (unbiased) variance
@@ -65,13 +66,13 @@ def test_unbiased_normalization_variance_is_m_minus_1_over_m_and_matches_torch()
 
 def test_unbiased_pitfall_figure_plots_theory_and_measurements():
     ms = [2, 4, 8, 64]
-    fig = plots.unbiased_pitfall_figure(ms, seed=1)
+    fig = variance_figures.unbiased_pitfall_figure(ms, seed=1)
     theory = line_by_gid(fig, "theory")
     mx, my = theory.get_data()
     np.testing.assert_array_equal(mx, np.arange(2, 65))
     np.testing.assert_allclose(my, (mx - 1) / mx)
     mx, my = line_by_gid(fig, "measured").get_data()
-    m, v = plots.unbiased_normalization_variance(ms, seed=1)
+    m, v = variance_figures.unbiased_normalization_variance(ms, seed=1)
     np.testing.assert_array_equal(mx, m)
     np.testing.assert_array_equal(my, v)
 
@@ -79,7 +80,7 @@ def test_unbiased_pitfall_figure_plots_theory_and_measurements():
 def test_output_std_vs_eps_matches_torch_and_theory():
     variances = [0.0, 1e-6, 1e-2, 4.0]
     eps = [1e-8, 1e-5, 1e-1]
-    std = plots.output_std_vs_eps(variances, eps)
+    std = variance_figures.output_std_vs_eps(variances, eps)
     var = np.array(variances).reshape(-1, 1)
     e = np.array(eps).reshape(1, -1)
     np.testing.assert_allclose(std, np.sqrt(var / (var + e)), rtol=1e-6, atol=1e-12)
@@ -97,9 +98,9 @@ def test_output_std_vs_eps_matches_torch_and_theory():
 def test_eps_sweep_figure_lines_are_the_computed_stds():
     variances = [1e-6, 1e-3, 1.0]
     eps = np.logspace(-8, 0, 9)
-    fig = plots.eps_sweep_figure(variances, eps)
+    fig = variance_figures.eps_sweep_figure(variances, eps)
     assert fig.axes[0].get_xscale() == "log"
-    expected = plots.output_std_vs_eps(variances, eps)
+    expected = variance_figures.output_std_vs_eps(variances, eps)
     for k, v in enumerate(variances):
         ex, ey = line_by_gid(fig, f"var={v:g}").get_data()
         np.testing.assert_array_equal(ex, eps)
@@ -117,8 +118,8 @@ def test_batch_norm_of_blog_tensor_matches_torch():
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: plots.unbiased_normalization_variance([1, 4]),
-        lambda: plots.output_std_vs_eps([-1.0], [1e-5]),
+        lambda: variance_figures.unbiased_normalization_variance([1, 4]),
+        lambda: variance_figures.output_std_vs_eps([-1.0], [1e-5]),
     ],
 )
 def test_bad_input_is_a_clear_value_error(call):
@@ -146,12 +147,12 @@ def normalize_each_group(x: np.ndarray, ids: np.ndarray, eps: float = 1e-5) -> n
     return out
 
 
-@pytest.mark.parametrize("layer", list(plots.POOLING_LAYERS))
+@pytest.mark.parametrize("layer", list(tensor_figures.POOLING_LAYERS))
 @pytest.mark.parametrize(("shape", "groups"), [((2, 4, 2, 2), 2), ((3, 6, 2, 3), 3)])
 def test_pooling_ids_are_the_groups_torch_normalizes(layer, shape, groups):
     """torch's output is exactly each id-group of the input normalized on its own: a
     coarser or finer grouping than torch's gives different numbers and fails."""
-    ids = plots.pooling_ids(shape, layer, groups)
+    ids = tensor_figures.pooling_ids(shape, layer, groups)
     assert ids.shape == shape
     n, c, h, w = shape
     expected_count = {"BatchNorm2d": c, "LayerNorm": n, "InstanceNorm2d": n * c}
@@ -166,16 +167,16 @@ def test_pooling_ids_check_would_catch_a_wrong_grouping():
     shape = (2, 4, 2, 2)
     x = torch.randn(shape, dtype=torch.float64, generator=torch.manual_seed(0))
     y = torch_layer("BatchNorm2d", shape, 2)(x).detach().numpy()
-    wrong = normalize_each_group(x.numpy(), plots.pooling_ids(shape, "LayerNorm"))
+    wrong = normalize_each_group(x.numpy(), tensor_figures.pooling_ids(shape, "LayerNorm"))
     assert not np.allclose(y, wrong, atol=1e-3)
 
 
 def test_pooling_figure_colours_every_pixel_by_its_statistic():
     shape = (2, 4, 2, 2)
-    fig = plots.normalization_pooling_figure(shape, groups=2)
-    assert len(fig.axes) == len(plots.POOLING_LAYERS)
-    for ax, layer in zip(fig.axes, plots.POOLING_LAYERS, strict=True):
-        ids = plots.pooling_ids(shape, layer, 2)
+    fig = tensor_figures.normalization_pooling_figure(shape, groups=2)
+    assert len(fig.axes) == len(tensor_figures.POOLING_LAYERS)
+    for ax, layer in zip(fig.axes, tensor_figures.POOLING_LAYERS, strict=True):
+        ids = tensor_figures.pooling_ids(shape, layer, 2)
         patches = {p.get_gid(): p for p in ax.patches}
         assert len(patches) == ids.size
         colour_of_id = {}
@@ -190,9 +191,9 @@ def test_pooling_figure_colours_every_pixel_by_its_statistic():
 
 def test_pooling_ids_rejects_bad_input():
     with pytest.raises(ValueError, match="groups must divide"):
-        plots.pooling_ids((2, 4, 2, 2), "GroupNorm", 3)
+        tensor_figures.pooling_ids((2, 4, 2, 2), "GroupNorm", 3)
     with pytest.raises(ValueError, match="layer must be one of"):
-        plots.pooling_ids((2, 4, 2, 2), "BatchNorm1d")
+        tensor_figures.pooling_ids((2, 4, 2, 2), "BatchNorm1d")
 
 
 # -- running statistics ----------------------------------------------------------------------
@@ -202,7 +203,7 @@ def test_running_stats_figures_plot_the_simulation():
     traces = [simulate.simulate_running_stats(p, 8, 30, seed=0) for p in (0.1, None)]
     pop_mean = np.array(simulate.POPULATION_MEAN)
     pop_var = np.array(simulate.POPULATION_STD) ** 2
-    fig = plots.running_stats_figure(traces, pop_mean, pop_var, channel=1)
+    fig = running_figures.running_stats_figure(traces, pop_mean, pop_var, channel=1)
     np.testing.assert_array_equal(
         line_by_gid(fig, "mean:0.1").get_ydata(), traces[0].running_mean[:, 1]
     )
@@ -213,16 +214,16 @@ def test_running_stats_figures_plot_the_simulation():
         line_by_gid(fig, "batch_var").get_ydata(), traces[0].batch_var[:, 1]
     )
 
-    fig = plots.ema_weights_figure([0.1, 0.5], steps=20)
+    fig = running_figures.ema_weights_figure([0.1, 0.5], steps=20)
     np.testing.assert_allclose(line_by_gid(fig, "weights:0.5").get_ydata(), 0.5 ** np.arange(1, 21))
 
     spreads = [simulate.batch_stat_spread(n, trials=50) for n in (2, 8)]
-    fig = plots.batch_spread_figure(spreads, simulate.POPULATION_STD)
+    fig = running_figures.batch_spread_figure(spreads, simulate.POPULATION_STD)
     expected = [s.var_std[1] / simulate.POPULATION_STD[1] ** 2 for s in spreads]
     np.testing.assert_allclose(line_by_gid(fig, "var:c1").get_ydata(), expected)
 
     train, ideal = simulate.probe_outputs(4, trials=30)
-    fig = plots.probe_outputs_figure({4: train}, ideal[0])
+    fig = running_figures.probe_outputs_figure({4: train}, ideal[0])
     np.testing.assert_array_equal(line_by_gid(fig, "probe:N=4").get_xdata(), train[:, 0])
 
 
@@ -236,7 +237,7 @@ def test_gradient_projection_figure_draws_the_formula():
     dy = rng.standard_normal(x.shape)
     weight = rng.uniform(0.5, 2, 3)
     eps_values = np.logspace(-6, 0, 7)
-    fig = plots.gradient_projection_figure(x, dy, weight, eps_values)
+    fig = backward_figures.gradient_projection_figure(x, dy, weight, eps_values)
     lines = fig.axes[0].get_lines()
     for c in range(3):
         formula, dots, crosses = lines[3 * c : 3 * c + 3]
@@ -248,21 +249,21 @@ def test_gradient_projection_figure_draws_the_formula():
 
 
 def test_backward_graph_figure_labels_every_node_and_gradient():
-    fig = plots.backward_graph_figure()
+    fig = backward_figures.backward_graph_figure()
     texts = {t.get_text() for t in fig.axes[0].texts}
-    for _, _, label, _ in plots._BACKWARD_GRAPH_NODES.values():
+    for _, _, label, _ in backward_figures._BACKWARD_GRAPH_NODES.values():
         assert label in texts
-    for gradient in plots._BACKWARD_GRAPH_GRADIENTS.values():
+    for gradient in backward_figures._BACKWARD_GRAPH_GRADIENTS.values():
         assert gradient in texts
     arrows = [t for t in fig.axes[0].texts if isinstance(t, Annotation)]
-    assert len(arrows) == len(plots._BACKWARD_GRAPH_EDGES)  # one arrow per edge
+    assert len(arrows) == len(backward_figures._BACKWARD_GRAPH_EDGES)  # one arrow per edge
     plt.close(fig)
 
 
 def test_drift_figure_draws_running_means_and_their_errors():
     batches, mean = simulate.drifting_batches(8, steps=40, seed=1)
     traces = [simulate.track_running_stats(batches, p) for p in (0.1, None)]
-    fig = plots.drift_figure(traces, mean, traces[0].batch_mean[:, 0])
+    fig = running_figures.drift_figure(traces, mean, traces[0].batch_mean[:, 0])
     left, right = fig.axes
     drawn = [line.get_ydata() for line in left.get_lines()[1:3]]
     errors = [line.get_ydata() for line in right.get_lines()[1:3]]

@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from bnbook import after_figures, beyond_figures, plots, simulate, style, train
+from bnbook import (
+    after_figures,
+    backward_figures,
+    beyond_figures,
+    plots,
+    running_figures,
+    simulate,
+    style,
+    tensor_figures,
+    train,
+    variance_figures,
+)
 from bnbook import train_figures as figures
 from tests.cases import random_input
 
@@ -40,29 +51,29 @@ def book_figures(histories):
     drift = [simulate.track_running_stats(batches, p) for p in (0.1, None)]
     x = random_input(5, (4, 3, 2, 2), np.float64, min_scale=0.2)
     z = rng.standard_normal((20, 4, 2, 2))
-    yield "tensor_pooling", plots.tensor_pooling_figure(BLOG_X)
-    yield "unbiased_pitfall", plots.unbiased_pitfall_figure([2, 4, 8, 16, 64])
-    yield "eps_sweep", plots.eps_sweep_figure([1.0, 1e-2, 1e-4], np.logspace(-8, 0, 9))
-    yield "normalization_pooling", plots.normalization_pooling_figure((2, 4, 2, 2), 2)
-    yield "backward_graph", plots.backward_graph_figure()
+    yield "tensor_pooling", tensor_figures.tensor_pooling_figure(BLOG_X)
+    yield "unbiased_pitfall", variance_figures.unbiased_pitfall_figure([2, 4, 8, 16, 64])
+    yield "eps_sweep", variance_figures.eps_sweep_figure([1.0, 1e-2, 1e-4], np.logspace(-8, 0, 9))
+    yield "normalization_pooling", tensor_figures.normalization_pooling_figure((2, 4, 2, 2), 2)
+    yield "backward_graph", backward_figures.backward_graph_figure()
     yield (
         "gradient_projection",
-        plots.gradient_projection_figure(
+        backward_figures.gradient_projection_figure(
             x, rng.standard_normal(x.shape), rng.uniform(0.5, 2, 3), np.logspace(-6, 0, 7)
         ),
     )
     yield (
         "running_stats",
-        plots.running_stats_figure(
+        running_figures.running_stats_figure(
             traces, np.array(simulate.POPULATION_MEAN), np.array(simulate.POPULATION_STD) ** 2
         ),
     )
-    yield "ema_weights", plots.ema_weights_figure([0.01, 0.1, 0.3], steps=60)
+    yield "ema_weights", running_figures.ema_weights_figure([0.01, 0.1, 0.3], steps=60)
     spreads = [simulate.batch_stat_spread(n, trials=50) for n in (2, 8)]
-    yield "batch_spread", plots.batch_spread_figure(spreads, simulate.POPULATION_STD)
+    yield "batch_spread", running_figures.batch_spread_figure(spreads, simulate.POPULATION_STD)
     probe, ideal = simulate.probe_outputs(4, trials=30)
-    yield "probe_outputs", plots.probe_outputs_figure({4: probe}, ideal[0])
-    yield "drift", plots.drift_figure(drift, mean, drift[0].batch_mean[:, 0])
+    yield "probe_outputs", running_figures.probe_outputs_figure({4: probe}, ideal[0])
+    yield "drift", running_figures.drift_figure(drift, mean, drift[0].batch_mean[:, 0])
     yield "digits", figures.digits_figure(rng.standard_normal((10, 8, 8)), range(10))
     yield (
         "sweep",
@@ -138,7 +149,8 @@ def test_the_style_is_a_context_not_a_global_setting():
     before = dict(matplotlib.rcParams)
     import importlib
 
-    for module in (style, plots, figures, after_figures, beyond_figures):
+    part_i = (tensor_figures, variance_figures, running_figures, backward_figures, plots)
+    for module in (style, *part_i, figures, after_figures, beyond_figures):
         importlib.reload(module)
     assert dict(matplotlib.rcParams) == before
     with style.figure_style():

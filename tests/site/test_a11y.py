@@ -171,9 +171,9 @@ def contrast(color, background="white") -> float:
 
 
 def test_figure_colours_have_3_to_1_contrast_on_the_figure_background():
-    from bnbook import plots, style, train_figures
+    from bnbook import style, train_figures
 
-    colours = [*style.PALETTE, style.GREY, *plots.CHANNEL_COLORS, *train_figures.COLORS.values()]
+    colours = [*style.PALETTE, style.GREY, *style.CHANNEL_COLORS, *train_figures.COLORS.values()]
     weak = {c: round(contrast(c), 2) for c in colours if contrast(c) < 3}
     assert weak == {}, f"colours under 3:1 against white: {weak}"
 
@@ -181,9 +181,9 @@ def test_figure_colours_have_3_to_1_contrast_on_the_figure_background():
 def test_lines_are_told_apart_without_colour():
     """In a figure with several coloured lines, no two legend entries share a line style
     and marker: a reader who cannot tell the colours apart can still tell the lines apart."""
-    from bnbook import plots
+    from bnbook import running_figures
 
-    figure = plots.ema_weights_figure([0.01, 0.1, 0.3, 0.9])
+    figure = running_figures.ema_weights_figure([0.01, 0.1, 0.3, 0.9])
     for ax in figure.axes:
         handles, labels = ax.get_legend_handles_labels()
         # the dash pattern itself: get_linestyle() calls every custom pattern "--"
