@@ -1,8 +1,8 @@
 /**
  * What the explorers of chapters 2 and 3 compute, with bnlib.js: pure functions, no page.
  *
- * The settings are those of the book's package (`bnbook.widgets` and `bnbook.simulate`; the
- * browser tests check that they agree). The random draws are this module's own, from a seed
+ * The settings are those of the book's package (`bnbook.explorer_data` and
+ * `bnbook.simulate`; the browser tests check that they agree). The random draws are this module's own, from a seed
  * (random.js), so the page needs no data from the build.
  *
  * @module simulate
@@ -15,7 +15,7 @@ import { normal } from "./random.js";
 // ε: four channels, from ordinary to nearly constant
 // ---------------------------------------------------------------------------------------
 
-/** The ε example (bnbook.widgets.EPS_*): channel c is 5 + s_c·z over 16 values. */
+/** The ε example (bnbook.explorer_data.EPS_*): channel c is 5 + s_c·z over 16 values. */
 export const EPS = Object.freeze({
   channelStds: Object.freeze([1, 0.1, 0.01, 0.001]),
   values: 16,
@@ -56,7 +56,7 @@ export function channelStds(y, shape) {
 /**
  * The drifting stream (bnbook.simulate.DRIFT_*): population mean 0 for `hold` steps, a ramp
  * to `top` over `ramp` steps, then flat; standard deviation `std`; batches of `batchSize`.
- * Lag and noise are measured over the second half of the ramp (bnbook.widgets.MOMENTUM_WINDOW).
+ * Lag and noise are measured over the second half of the ramp (bnbook.explorer_data.MOMENTUM_WINDOW).
  */
 export const DRIFT = Object.freeze({
   steps: 300,
@@ -121,7 +121,7 @@ export function lagAndNoise(running, population) {
 // ---------------------------------------------------------------------------------------
 
 /**
- * The batch-size example (bnbook.widgets.BATCH_TRIALS, channel 0 of bnbook.simulate's
+ * The batch-size example (bnbook.explorer_data.BATCH_TRIALS, channel 0 of bnbook.simulate's
  * population): `trials` batches of 1×1 values from N(mean, std²); the probe is mean + std.
  */
 export const BATCH = Object.freeze({

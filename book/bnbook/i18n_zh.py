@@ -104,7 +104,7 @@ ZH: dict[str, str] = {
     "running_mean on a drifting stream": "漂移数据流上的 running_mean",
     "the error: lag (offset) and noise (wiggle)": "误差：滞后（偏移）与噪声（抖动）",
     # ----------------------------------------------------------------------------------
-    # widgets.py: the explorers (as js/i18n.js words them)
+    # widgets.py, explorer_data.py: the explorers (as js/i18n.js words them)
     # ----------------------------------------------------------------------------------
     "On this page the slider steps through frames computed with bnlib when the book was "
     "built. To move it freely and recompute live, open the chapter in Colab or Binder "

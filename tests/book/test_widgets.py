@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnbook import widgets
+from bnbook import explorer_data, widgets
 from bnbook.simulate import (
     POPULATION_MEAN,
     POPULATION_STD,
@@ -46,14 +46,14 @@ def test_eps_explorer_plots_bnlib_output(eps):
     explorer.slider.value = eps
     assert explorer.figure is figure  # the same figure, redrawn
     assert explorer.image.value != image_before
-    x = widgets.eps_input()
+    x = explorer_data.eps_input()
     y = torch.nn.functional.batch_norm(
         torch.from_numpy(x.copy()), None, None, training=True, eps=eps
     ).numpy()[:, :, 0, 0]
     for c, dots in enumerate(explorer.artists["outputs"]):
         np.testing.assert_allclose(dots.get_xdata(), y[:, c], atol=1e-9)
         # the closed form: a channel of variance s² comes out with std √(s²/(s² + ε))
-        s = widgets.EPS_CHANNEL_STDS[c]
+        s = explorer_data.EPS_CHANNEL_STDS[c]
         assert f"{np.sqrt(s**2 / (s**2 + eps)):.3f}" in explorer.caption.value
     assert plt.get_fignums() == figures_before  # nothing left for the notebook to print
 
@@ -73,7 +73,7 @@ def test_eps_extremes_show_a_message(eps, words):
 def test_momentum_explorer_plots_torch_running_mean(momentum):
     explorer = widgets.momentum_explorer()
     explorer.slider.value = momentum
-    batches, population = drifting_batches(widgets.MOMENTUM_BATCH_SIZE, seed=0)
+    batches, population = drifting_batches(explorer_data.MOMENTUM_BATCH_SIZE, seed=0)
     bn = torch.nn.BatchNorm2d(1, momentum=momentum, affine=False).double()
     expected = []
     for x in batches:
@@ -84,7 +84,7 @@ def test_momentum_explorer_plots_torch_running_mean(momentum):
     np.testing.assert_allclose(
         explorer.artists["error"].get_ydata(), running - population, atol=1e-12
     )
-    window = (np.asarray(expected) - population)[widgets.MOMENTUM_WINDOW]
+    window = (np.asarray(expected) - population)[explorer_data.MOMENTUM_WINDOW]
     assert f"by {-window.mean():.2f} on average" in explorer.caption.value
 
 
@@ -106,7 +106,7 @@ def test_batch_size_explorer_plots_bnlib_statistics(batch_size):
     # the batches simulate.probe_outputs draws: (N, trials, 1, 1), trials as channels
     mu, sigma = POPULATION_MEAN[0], POPULATION_STD[0]
     stream, _, _ = _trials_as_channels(
-        widgets.BATCH_TRIALS, batch_size, (mu,), (sigma,), 1, 1, batch_size
+        explorer_data.BATCH_TRIALS, batch_size, (mu,), (sigma,), 1, 1, batch_size
     )
     values = stream[:, :, 0, 0].T.astype(np.float64)  # (trials, N)
     means, variances = values.mean(axis=1), values.var(axis=1)

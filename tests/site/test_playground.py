@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import bnlib
-from bnbook import simulate, widgets
+from bnbook import explorer_data, simulate
 from tests.site.pages import ROOT, SITE, open_page, unavailable
 
 PLAYGROUND = "chapters/01_worked_example.html"
@@ -364,11 +364,11 @@ def test_explorer_settings_are_the_books(explorer_pages):
         """() => { const s = window.bnlibjs.simulate;
                   return {eps: s.EPS, drift: s.DRIFT, batch: s.BATCH}; }"""
     )
-    assert tuple(params["eps"]["channelStds"]) == widgets.EPS_CHANNEL_STDS
-    assert params["eps"]["values"] == widgets.eps_input().shape[0]
+    assert tuple(params["eps"]["channelStds"]) == explorer_data.EPS_CHANNEL_STDS
+    assert params["eps"]["values"] == explorer_data.eps_input().shape[0]
     assert (params["eps"]["minExponent"], params["eps"]["maxExponent"]) == (
-        widgets.EPS_MIN_EXPONENT,
-        widgets.EPS_MAX_EXPONENT,
+        explorer_data.EPS_MIN_EXPONENT,
+        explorer_data.EPS_MAX_EXPONENT,
     )
     drift = params["drift"]
     assert (drift["steps"], drift["hold"], drift["ramp"], drift["top"], drift["std"]) == (
@@ -378,15 +378,15 @@ def test_explorer_settings_are_the_books(explorer_pages):
         simulate.DRIFT_TOP,
         simulate.DRIFT_STD,
     )
-    assert drift["batchSize"] == widgets.MOMENTUM_BATCH_SIZE
-    window = widgets.MOMENTUM_WINDOW
+    assert drift["batchSize"] == explorer_data.MOMENTUM_BATCH_SIZE
+    window = explorer_data.MOMENTUM_WINDOW
     assert drift["window"] == [window.start, window.stop]
     batch = params["batch"]
     assert (batch["mean"], batch["std"]) == (
         simulate.POPULATION_MEAN[0],
         simulate.POPULATION_STD[0],
     )
-    assert batch["trials"] == widgets.BATCH_TRIALS
+    assert batch["trials"] == explorer_data.BATCH_TRIALS
 
 
 def check_eps(page) -> float:
@@ -443,7 +443,7 @@ def check_momentum(page) -> None:
         bn(batch)
         running.append(bn.running_mean[0])
     close_to_largest(state["running"], running, "running_mean")
-    error = (np.array(state["running"]) - simulate.drifting_mean())[widgets.MOMENTUM_WINDOW]
+    error = (np.array(state["running"]) - simulate.drifting_mean())[explorer_data.MOMENTUM_WINDOW]
     assert f"by {-error.mean():.2f} on average" in caption(page, "momentum")
     assert caption(page, "momentum").endswith(f"{error.std():.2f}")
 
@@ -482,7 +482,7 @@ def check_batch_size(page, size: int) -> None:
     """The batch-size explorer's histograms are those of bnlib's statistics of its batches."""
     state = explorer_state(page, "batch-size")
     assert state["size"] == size
-    trials, largest = widgets.BATCH_TRIALS, 128
+    trials, largest = explorer_data.BATCH_TRIALS, 128
     pool = np.array(state["pool"]).reshape(trials, largest)
     x = (3.0 + 2.0 * pool[:, :size]).T.reshape(size, trials, 1, 1)  # trials as channels
     text = caption(page, "batch-size")
