@@ -2,8 +2,8 @@
  * What the explorers of chapters 2 and 3 compute, with bnlib.js: pure functions, no page.
  *
  * The settings are those of the book's package (`bnbook.explorer_data` and
- * `bnbook.simulate`; the browser tests check that they agree). The random draws are this module's own, from a seed
- * (random.js), so the page needs no data from the build.
+ * `bnbook.simulate`; the browser tests check that they agree). The random draws are this
+ * module's own, from a seed (random.js), so the page needs no data from the build.
  *
  * @module simulate
  */
