@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from bnlib import check  # noqa: E402
 from bnlib.check import homework_1  # noqa: E402
-from grader import editions, grade, scoring  # noqa: E402
+from grader import grade, rewrite, scoring  # noqa: E402
 from grader import homeworks as registry  # noqa: E402
 from grader.sandbox import Limits, Sandbox  # noqa: E402
 
@@ -85,7 +85,7 @@ def main() -> None:
         for c in nb.cells
         if c.cell_type == "code" and c.source.startswith("def bn_")
     }
-    solutions = editions.plain_markdown(editions.student_edition(nb, hw.name))
+    solutions = rewrite.plain_markdown(rewrite.student_edition(nb, hw.name))
     for cell in solutions.cells:
         if cell.cell_type == "code" and cell.source.split("(")[0] in solved:
             cell.source = solved[cell.source.split("(")[0]]

@@ -1,6 +1,7 @@
 """The grader, one module per job:
 
-- :mod:`grader.editions`: the homework's student and solutions editions (``make homework``);
+- :mod:`grader.editions`: the homework's student and solutions editions (``make homework``),
+  rewritten from the source by :mod:`grader.rewrite`;
 - :mod:`grader.homeworks`: the registry of homework and their graded parts;
 - :mod:`grader.notebook`: finding, naming and reading submissions, bounded;
 - :mod:`grader.flags`: what a notebook's code does, read from its syntax tree;

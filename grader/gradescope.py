@@ -41,7 +41,7 @@ from grader.notebook import GRADED, GRADER_ERROR  # noqa: E402
 from grader.sandbox import Sandbox, SandboxUnavailable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = (  # the grader's modules the autograder runs (grader/editions.py is not one)
+MODULES = (  # the grader's modules the autograder runs (not editions.py nor rewrite.py)
     "__init__.py",
     "homeworks.py",
     "notebook.py",

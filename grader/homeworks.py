@@ -22,7 +22,7 @@ A **part** is one function the student writes, graded on its own:
   the frames and the judging stay the same (``grader/runner.py``).
 
 A **homework** is a notebook: ``name`` (the stem of its student notebook, e.g.
-``05_homework``, which ``grader/editions.py`` also stamps into the notebook's metadata),
+``05_homework``, which ``grader/rewrite.py`` also stamps into the notebook's metadata),
 ``source`` (its MyST Markdown, with the solutions) and ``parts``; ``expected_flags``, the
 flags every honest notebook of it raises (homework 2 builds a torch model: ``calls torch``),
 left out of its reports (with ``torch_functions``, the only functions that may use torch:

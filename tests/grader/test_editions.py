@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bnlib import check
-from grader import editions
+from grader import editions, rewrite
 from grader import homeworks as registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +60,9 @@ def test_reference_solutions_pass_every_check_with_full_marks(source, name):
 
 
 def test_student_edition_contains_no_solution(source):
-    student = editions.student_edition(source)
+    student = rewrite.student_edition(source)
     text = "\n".join(c.source for c in student.cells)
-    secret = editions.solution_lines(source)
+    secret = rewrite.solution_lines(source)
     assert len(secret) > 30  # the solutions are really there to be hidden
     assert [line for line in secret if line in text] == []
     # independent of solution_lines: distinctive lines of the three reference solutions
@@ -83,7 +83,7 @@ def test_student_edition_contains_no_solution(source):
 
 
 def test_student_edition_keeps_stubs_and_check_cells(source):
-    student = editions.student_edition(source)
+    student = rewrite.student_edition(source)
     code = code_of(student)
     for name, fn_name in FUNCTIONS.items():
         assert f"def {fn_name}(" in code
@@ -99,24 +99,24 @@ def test_student_edition_keeps_stubs_and_check_cells(source):
 
 def test_notebooks_for_jupyter_have_plain_markdown(source):
     """Jupyter shows MyST directives as code blocks: the notebooks get plain Markdown."""
-    for edition in (editions.student_edition(source), editions.solutions_edition(source)):
-        plain = editions.plain_markdown(edition)
+    for edition in (rewrite.student_edition(source), rewrite.solutions_edition(source)):
+        plain = rewrite.plain_markdown(edition)
         markdown = "\n".join(c.source for c in plain.cells if c.cell_type == "markdown")
-        markdown = editions.HTML_COMMENT.sub("", markdown)  # notes to the instructor, unseen
+        markdown = rewrite.HTML_COMMENT.sub("", markdown)  # notes to the instructor, unseen
         for directive in ("{exercise}", "{solution", ":label:", ":class:"):
             assert directive not in markdown, directive
         for k in range(1, source_exercises(source) + 1):
             assert f"**Exercise {k}.**" in markdown
         assert code_of(plain) == code_of(edition)  # code cells untouched
-    student = editions.student_edition(source)
-    answers = [c for c in student.cells if editions.ANSWER in c.source]
-    assert all(c.source == editions.ANSWER for c in answers)  # a cell of its own, to edit
+    student = rewrite.student_edition(source)
+    answers = [c for c in student.cells if rewrite.ANSWER in c.source]
+    assert all(c.source == rewrite.ANSWER for c in answers)  # a cell of its own, to edit
 
 
 def test_answer_cells_only_where_a_written_answer_is_asked(source):
     """The written questions get a "Your answer" cell; an exercise whose answer is a graded
     function gets its stub instead (nothing to write in prose)."""
-    student = editions.student_edition(source, "05_homework")
+    student = rewrite.student_edition(source, "05_homework")
     answered = [c.metadata["bnbook"]["answer"] for c in student.cells if "bnbook" in c.metadata]
     assert answered == ["hw-unbiased", "hw-warmup", "hw-sums", "hw-eps"]
     stubs = "\n".join(c.source for c in student.cells if c.cell_type == "code")
@@ -130,27 +130,27 @@ def source_exercises(nb) -> int:
 
 def test_editions_are_stamped_for_the_grader(source):
     """The grader knows the homework from the notebook, and each answer cell's question."""
-    student = editions.student_edition(source, "05_homework")
+    student = rewrite.student_edition(source, "05_homework")
     assert student.metadata["bnbook"] == {"homework": "05_homework"}
     stamps = [c.metadata["bnbook"] for c in student.cells if "bnbook" in c.metadata]
     labels = [s["answer"] for s in stamps]
     assert labels == ["hw-unbiased", "hw-warmup", "hw-sums", "hw-eps"]
     assert stamps[0]["title"] == "Exercise 2"
-    plain = editions.plain_markdown(student)
+    plain = rewrite.plain_markdown(student)
     assert [c.metadata.get("bnbook") for c in plain.cells if "bnbook" in c.metadata] == stamps
-    assert editions.solutions_edition(source, "05_homework").metadata["bnbook"]["homework"]
+    assert rewrite.solutions_edition(source, "05_homework").metadata["bnbook"]["homework"]
 
 
 def test_every_registered_homework_has_its_source_and_stubs():
     for hw in registry.HOMEWORKS.values():
         nb = jupytext.read(hw.source)
-        code = code_of(editions.student_edition(nb, hw.name))
+        code = code_of(rewrite.student_edition(nb, hw.name))
         for part in hw.parts:
             assert f"def {part.function}(" in code, (hw.name, part.function)
 
 
 def test_solutions_edition_keeps_everything(source):
-    solutions = editions.solutions_edition(source)
+    solutions = rewrite.solutions_edition(source)
     assert len(solutions.cells) == len(source.cells)
     assert "xhat = (x - mean) / np.sqrt(var + eps)" in code_of(solutions)
 
@@ -172,10 +172,10 @@ def test_markdown_stripping_handles_fences_and_gates():
             "gated secret",
         ]
     )
-    kept, open_gate = editions.strip_solution_markdown(text, False)
+    kept, open_gate = rewrite.strip_solution_markdown(text, False)
     assert open_gate
     assert "secret" not in kept and "Question." in kept and "Between." in kept
-    kept, open_gate = editions.strip_solution_markdown(
+    kept, open_gate = rewrite.strip_solution_markdown(
         "more secret\n```{solution-end}\n```\nAfter.", True
     )
     assert not open_gate and kept.strip() == "After."
@@ -188,7 +188,7 @@ def test_unclosed_gate_is_an_error_not_a_leak():
         nbformat.v4.new_code_cell("secret_code = 42"),
     ]
     with pytest.raises(ValueError, match="solution-end"):
-        editions.student_edition(nb)
+        rewrite.student_edition(nb)
 
 
 def test_stub_keeps_signatures_and_docstrings_only():
@@ -196,11 +196,11 @@ def test_stub_keeps_signatures_and_docstrings_only():
         'import os\n\n\ndef f(a,\n      b):\n    """Doc."""\n    return a + b\n\n\n'
         "def g(x):\n    return x\n"
     )
-    stub = editions.stub(code)
+    stub = rewrite.stub(code)
     assert 'def f(a,\n      b):\n    """Doc."""' in stub and "def g(x):" in stub
     assert "return" not in stub and "import os" not in stub
     assert stub.count("raise NotImplementedError") == 2
-    assert editions.stub("x = 1") == "# YOUR CODE HERE"
+    assert rewrite.stub("x = 1") == "# YOUR CODE HERE"
 
 
 # --------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_make_homework_writes_editions_without_leaks(source, tmp_path):
         tops = {name.split("/")[0] for name in archive.namelist()}
     assert "bnlib" in tops and all(t == "bnlib" or t.endswith(".dist-info") for t in tops)
     assert "{exercise}" not in student_nb.read_text()  # plain Markdown for Jupyter
-    secret = editions.solution_lines(source)
+    secret = rewrite.solution_lines(source)
     # no solution anywhere in the student edition: notebook, pages, _sources/, downloads
     assert editions.leaks(student_dir, secret) == []
     sources = list((student_dir / "html" / "_sources").rglob("*"))
@@ -257,7 +257,7 @@ def test_make_homework_writes_editions_without_leaks(source, tmp_path):
 
 def test_student_stubs_keep_their_signatures(source):
     """The stub cells start with the signatures the grader calls (issue 15, item 8)."""
-    cells = [c.source for c in editions.student_edition(source).cells if c.cell_type == "code"]
+    cells = [c.source for c in rewrite.student_edition(source).cells if c.cell_type == "code"]
     for signature in (
         "def bn_forward(x, gamma, beta, eps):",
         "def bn_backward(dy, x, gamma, eps):",

@@ -18,8 +18,8 @@ import pytest
 
 from bnlib import check
 from bnlib.check.homework_2 import folding, recalibration
-from grader import editions
 from grader import homeworks as registry
+from grader import rewrite
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "chapters" / "09_homework_2.md"
@@ -61,7 +61,7 @@ def source():
 def student_notebook_text(source, tmp_path_factory):
     """The student notebook as ``make homework`` writes it (plain Markdown), read back."""
     path = tmp_path_factory.mktemp("student") / "09_homework_2.ipynb"
-    nbformat.write(editions.plain_markdown(editions.student_edition(source, HW.name)), path)
+    nbformat.write(rewrite.plain_markdown(rewrite.student_edition(source, HW.name)), path)
     return path.read_text(encoding="utf-8")
 
 
@@ -92,9 +92,9 @@ def test_reference_solutions_pass_public_and_hidden_cases(source, part):
 def test_student_edition_contains_no_solution_and_no_asked_for_formula(
     source, student_notebook_text
 ):
-    student = editions.student_edition(source)
+    student = rewrite.student_edition(source)
     text = text_of(student)
-    secret = editions.solution_lines(source)
+    secret = rewrite.solution_lines(source)
     assert len(secret) > 40
     assert [line for line in secret if line in text] == []
     assert [line for line in secret if line in student_notebook_text] == []
@@ -141,16 +141,16 @@ def test_the_page_states_the_registry_points(source):
 
 
 def test_student_edition_keeps_stubs_checks_and_asks_only_the_questions(source):
-    student = editions.student_edition(source)
+    student = rewrite.student_edition(source)
     code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
     for name, fn_name in FUNCTIONS.items():
         assert code.count(f"def {fn_name}(") == 1
         assert f"bnlib.check.{name}({fn_name})" in code
-    answers = [c for c in student.cells if editions.ANSWER in c.source]
+    answers = [c for c in student.cells if rewrite.ANSWER in c.source]
     assert len(answers) == len(WRITTEN_QUESTIONS)  # none where the answer is a function
     for label in WRITTEN_QUESTIONS:
         assert f":label: {label}" in text_of(source)
-    plain = editions.plain_markdown(student)
+    plain = rewrite.plain_markdown(student)
     markdown = "\n".join(c.source for c in plain.cells if c.cell_type == "markdown")
     for k in range(1, 9):
         assert f"**Exercise {k}.**" in markdown
@@ -161,7 +161,7 @@ def test_student_edition_keeps_stubs_checks_and_asks_only_the_questions(source):
 def test_student_edition_runs_with_the_stubs(source):
     """Every code cell of the student edition, in order: the checks report "Not implemented
     yet", nothing raises; torch is imported only for part 3, myst_nb never."""
-    student = editions.student_edition(source)
+    student = rewrite.student_edition(source)
     namespace: dict = {}
     shown = []
     first_torch = None

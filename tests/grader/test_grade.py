@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from bnlib import check
-from grader import confine, editions, grade, sandbox
+from grader import confine, grade, rewrite, sandbox
 from grader import homeworks as registry
 from grader.reports import spreadsheet_safe
 
@@ -42,8 +42,8 @@ pytestmark = pytest.mark.xdist_group("grader")
 
 def hw_editions(hw=HW):
     nb = jupytext.read(hw.source)
-    student = editions.plain_markdown(editions.student_edition(nb, hw.name))
-    solutions = editions.plain_markdown(editions.solutions_edition(nb, hw.name))
+    student = rewrite.plain_markdown(rewrite.student_edition(nb, hw.name))
+    solutions = rewrite.plain_markdown(rewrite.solutions_edition(nb, hw.name))
     return student, solutions
 
 

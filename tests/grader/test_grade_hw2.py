@@ -14,7 +14,7 @@ import jupytext
 import nbformat
 import pytest
 
-from grader import editions, grade, sandbox
+from grader import grade, rewrite, sandbox
 from grader import homeworks as registry
 from grader.flags import TORCH_IN_NUMPY_PART
 
@@ -219,7 +219,7 @@ TORCH_FORWARD = """
 
 def student_edition():
     nb = jupytext.read(HW.source)
-    return editions.plain_markdown(editions.student_edition(nb, HW.name))
+    return rewrite.plain_markdown(rewrite.student_edition(nb, HW.name))
 
 
 def replace_function(nb, name: str, code: str):

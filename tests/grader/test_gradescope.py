@@ -17,7 +17,7 @@ import jupytext
 import nbformat
 import pytest
 
-from grader import editions, gradescope, homeworks
+from grader import gradescope, homeworks, rewrite
 
 HW = homeworks.HOMEWORKS["05_homework"]
 pytestmark = pytest.mark.xdist_group("grader")
@@ -75,8 +75,8 @@ def source(tmp_path_factory):
 
 def partial_notebook():
     nb = jupytext.read(HW.source)
-    student = editions.plain_markdown(editions.student_edition(nb, HW.name))
-    solutions = editions.plain_markdown(editions.solutions_edition(nb, HW.name))
+    student = rewrite.plain_markdown(rewrite.student_edition(nb, HW.name))
+    solutions = rewrite.plain_markdown(rewrite.solutions_edition(nb, HW.name))
     code = {c.source.split("(")[0]: c.source for c in solutions.cells if c.cell_type == "code"}
     for cell in student.cells:
         key = cell.source.split("(")[0]
@@ -102,7 +102,7 @@ def autograde(source: Path, fake: Path, notebook, mode: str) -> tuple[subprocess
 def test_the_zip_carries_no_solution(source):
     zip_path, _ = source
     nb = jupytext.read(HW.source)
-    secret = editions.solution_lines(nb)
+    secret = rewrite.solution_lines(nb)
     with zipfile.ZipFile(zip_path) as archive:
         names = set(archive.namelist())
         text = "\n".join(archive.read(n).decode(errors="replace") for n in names)
