@@ -1,4 +1,5 @@
-"""Fixtures of the browser tests: the built site, served on 127.0.0.1, and Chromium."""
+"""Fixtures of the browser tests: the built site, served on 127.0.0.1, Chromium, and chapter
+1's playground page (test_bnlibjs.py, test_playground.py, test_live_a11y.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.site.pages import CHROMIUM, CHROMIUM_ARGS, SITE, QuietHandler, unavailable
+from tests.site.live import PLAYGROUND
+from tests.site.pages import CHROMIUM, CHROMIUM_ARGS, SITE, QuietHandler, open_page, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,12 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def playground_page(browser, base_url):
+    page, log = open_page(browser, base_url, PLAYGROUND)
+    page.wait_for_function("() => window.bnlibjs && window.bnlibjs.instances.length > 0")
+    yield page
+    page.context.close()
+    assert log.errors == [], f"console errors on {PLAYGROUND}: {log.errors}"
