@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -19,6 +20,18 @@ from matplotlib.figure import Figure
 from bnbook.i18n import t
 from bnbook.style import FULL_WIDTH, color, linestyle, styled
 
+#: A Chinese character (CJK unified ideograph).
+_IDEOGRAPH = re.compile("[\u4e00-\u9fff]")
+
+
+def _wrap(line: str, width: int = 9) -> str:
+    """A column's label, on lines of about WIDTH letters. Chinese (no spaces, each character
+    about two letters wide) may break between any two characters: a word wider than
+    WIDTH // 2 characters is halved, 批量归一化 → 批量 / 归一化."""
+    if _IDEOGRAPH.search(line) and " " not in line and len(line) > width // 2:
+        return line[: len(line) // 2] + "\n" + line[len(line) // 2 :]
+    return textwrap.fill(line, width)
+
 
 def _dots(ax, results: Mapping[str, Sequence[float]], ylabel: str, ylim=None) -> None:
     """One column per setting: a dot per seed (spread sideways), a bar at the mean."""
@@ -27,7 +40,7 @@ def _dots(ax, results: Mapping[str, Sequence[float]], ylabel: str, ylim=None) ->
         offsets = np.linspace(-0.12, 0.12, len(values))
         ax.plot(i + offsets, values, "o", color=color(i), ms=6, alpha=0.8)
         ax.plot([i - 0.25, i + 0.25], [values.mean()] * 2, color=color(i), lw=2.5)
-    labels = ["\n".join(textwrap.fill(line, 9) for line in t(key).split("\n")) for key in results]
+    labels = ["\n".join(_wrap(line) for line in t(key).split("\n")) for key in results]
     ax.set_xticks(range(len(results)), labels)
     ax.set_xlim(-0.6, len(results) - 0.4)
     ax.set_ylabel(t(ylabel))
