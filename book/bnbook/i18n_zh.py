@@ -322,7 +322,6 @@ ZH: dict[str, str] = {
     "residual block": "残差块",
     "at initialisation": "初始化时",
     "channel": "通道",
-    "batch norm": "批量归一化",
     "batch renorm": "批量重归一化",
     "group norm": "组归一化",
     "no norm": "无归一化",
