@@ -63,7 +63,7 @@ ZH_PAGES: dict[str, str] = {
     "finite differences": "有限差分",
     # 06_training: glued phrases ("学习率为 {range_batch}", "学习率 {slow_rates} 并没有发散",
     # "（{ckpt_all} 在每个随机种子上都是如此）") and two tables
-    "only at {rate:g}": "仅 {rate:g} 一个",
+    "only at {rate:g}": "{rate:g}，仅此一个",
     "from {lo:g} to {hi:g}": "{lo:g} 到 {hi:g}",
     "{a} and {b}": "{a} 和 {b}",
     "at step {steps}": "第 {steps} 步",
