@@ -70,6 +70,10 @@ po: $(SETUP)
 	rm -rf _build/gettext
 	$(BIN)/python scripts/i18n_pot.py _build/gettext
 	$(BIN)/sphinx-intl update -p _build/gettext/pot -l zh_CN -d locales
+	@# Babel flags prose with "%" or "{" as python(-brace)-format, and then `msgfmt -c`
+	@# rejects natural translations: the book's messages are prose, never format strings.
+	find locales -name '*.po' -exec sed -i -E -e '/^#, python(-brace)?-format$$/d' \
+	  -e 's/^#, fuzzy, python(-brace)?-format$$/#, fuzzy/' {} +
 
 # Python everywhere: the library, the book's package, the grader, the tests, the
 # benchmarks, the Sphinx extension and scripts; then the chapters (jupytext's canonical

@@ -24,6 +24,7 @@ A local Sphinx extension, in both configurations:
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -36,6 +37,27 @@ OTHER = {"en": ("zh-CN", "中文", ZH_DIR + "/"), "zh": ("en", "English", "../")
 #: Inserted after it: the theme's row of buttons above the article (every page has one).
 ANCHOR = '<div class="article-header-buttons">'
 MARKER = "bnbook-lang-switch"
+#: The theme's and the extensions' words that the themes' Chinese catalogues lack (or give in
+#: traditional characters), as an attribute's value or an element's whole text.
+UI_TEXT_ZH = {
+    "Search this book...": "在本书中搜索…",
+    "Toggle primary sidebar": "显示或隐藏左侧栏",
+    "Toggle secondary sidebar": "显示或隐藏右侧栏",
+    "Launch interactive content": "在线运行",
+    "Launch on Binder": "在 Binder 上运行",
+    "Launch on Colab": "在 Colab 上运行",
+    "Color mode": "颜色模式",
+    "Link to this heading": "链接到此标题",
+    "Link to this image": "链接到此图",
+    "Link to this equation": "链接到此公式",
+    "Link to this table": "链接到此表",
+    "Link to this code": "链接到此代码",
+    "列印成 PDF": "打印为 PDF",
+    "Download this chapter as a notebook that runs anywhere": "下载本章的笔记本（处处可运行）",
+    "Colab and Binder work once the book's repository is published; until then, download the "
+    "notebook (.ipynb) and open it in Jupyter": "本书的代码仓库发布后即可使用 Colab 和 Binder；"
+    "在此之前，请下载笔记本（.ipynb）并在 Jupyter 中打开",
+}
 #: myst-nb's prompts on folded cells, which Sphinx's translations do not cover.
 UI_ZH = {
     f"{verb} code cell {what}": f"{zh_verb}{zh_what}"
@@ -99,6 +121,9 @@ def add_switch(text: str, pagename: str, this: str) -> str:
             text = text.replace(
                 f'admonition-title">{english}</p>', f'admonition-title">{chinese}</p>'
             )
+        for english, chinese in UI_TEXT_ZH.items():
+            text = text.replace(f'="{html.escape(english)}"', f'="{html.escape(chinese)}"')
+            text = text.replace(f">{english}<", f">{html.escape(chinese, quote=False)}<")
     if MARKER in text or ANCHOR not in text:
         return text
     link, alternate = switch_html(pagename, this)

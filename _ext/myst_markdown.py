@@ -173,8 +173,13 @@ class Converter:
 
     def link(self, match: re.Match) -> str:
         target = match["target"]
-        if re.match(r"^[a-z][\w+.-]*:", target) or target.startswith("#"):
-            return match[0]  # https:, mailto:, attachment:, or an anchor on this page
+        if target.startswith("#"):  # a label (another chapter's section), or a heading here
+            try:
+                return link(match["text"], self.book.ref(target[1:])[1])
+            except UnknownMarkup:
+                return match[0]
+        if re.match(r"^[a-z][\w+.-]*:", target):
+            return match[0]  # https:, mailto:, attachment:
         return link(match["text"], self.book.link(target))
 
     # ------------------------------------------------------------------------ directives

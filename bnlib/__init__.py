@@ -12,6 +12,8 @@ The core needs NumPy only:
 - :mod:`bnlib.fold`: :func:`fold_conv_bn`, batch norm folded into the layer before it;
   :mod:`bnlib.norms`: group norm and layer norm; :mod:`bnlib.stats`: mean and variance
   four ways; :mod:`bnlib.sharded`, :mod:`bnlib.distributed`: synchronized batch norm.
+- :mod:`bnlib.renorm`: batch renormalization (Ioffe 2017); :mod:`bnlib.ghost`: ghost batch
+  norm (Hoffer et al. 2017), statistics per sub-batch of a large batch.
 - :mod:`bnlib.check`: checks for a student's own batch norm, with diagnoses.
 - :mod:`bnlib.gradcheck`: finite-difference gradients.
 
@@ -29,7 +31,9 @@ from bnlib.functional import (
     batch_norm_eval_backward,
     batch_stats,
 )
+from bnlib.ghost import ghost_batch_norm_backward, ghost_batch_norm_forward
 from bnlib.module import BatchNorm2d
+from bnlib.renorm import batch_renorm_backward, batch_renorm_forward
 
 __all__ = [
     "BatchNorm2d",
@@ -43,4 +47,8 @@ __all__ = [
     "batch_norm_backward_staged",
     "batch_norm_eval_backward",
     "batch_stats",
+    "batch_renorm_forward",
+    "batch_renorm_backward",
+    "ghost_batch_norm_forward",
+    "ghost_batch_norm_backward",
 ]

@@ -297,3 +297,57 @@ def trailing_shape(normalized_shape, x: np.ndarray) -> tuple[int, ...]:
             f"shape {x.shape}: expected x of shape (*, {', '.join(map(str, shape))})"
         )
     return shape
+
+
+# --------------------------------------------------------------------------------------
+# batch_renorm and ghost_batch_norm
+# --------------------------------------------------------------------------------------
+
+
+def require_clip(r_max, d_max) -> None:
+    """Batch renorm's clips: ``r_max`` ≥ 1 (r lies in [1/r_max, r_max]), ``d_max`` ≥ 0."""
+    for name, value, low in (("r_max", r_max, 1.0), ("d_max", d_max, 0.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not (value >= low and math.isfinite(value)):
+            raise ValueError(
+                f"{name} must be a finite number >= {low:g}, got {value}; r is clipped to "
+                "[1/r_max, r_max] and d to [-d_max, d_max] (r_max = 1, d_max = 0 is batch norm)"
+            )
+
+
+def ghost_count(ghost_size, x: np.ndarray) -> int:
+    """The number of ghost batches: ``ghost_size`` must be an int that divides N, with more
+    than one value per channel in each ghost batch (its variance is 0 otherwise)."""
+    if isinstance(ghost_size, bool) or not isinstance(ghost_size, (int, np.integer)):
+        raise TypeError(
+            f"ghost_size must be an int (images per ghost batch), got {type(ghost_size).__name__}"
+        )
+    n = x.shape[0]
+    if ghost_size < 1 or n % ghost_size:
+        raise ValueError(
+            f"ghost_size must be a positive divisor of the batch size N = {n} (x has shape "
+            f"{x.shape}), got ghost_size={ghost_size}; e.g. "
+            f"{', '.join(str(d) for d in range(1, n + 1) if n % d == 0)}"
+        )
+    if ghost_size * (x.size // max(1, n * x.shape[1])) <= 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel in each ghost batch, got ghost_size="
+            f"{ghost_size} on input of size {x.shape}; use ghost_size*H*W > 1"
+        )
+    return n // int(ghost_size)
+
+
+def ghost_stats(mean, invstd, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The per-ghost ``mean`` and ``invstd`` ``(G, C)`` that a ghost forward returned, checked
+    against ``x``; returns them and G."""
+    mean, invstd = float_array(mean, "mean"), float_array(invstd, "invstd")
+    if mean.ndim != 2 or mean.shape[1] != x.shape[1] or invstd.shape != mean.shape:
+        raise ValueError(
+            f"mean and invstd must have shape (G, C) with C = {x.shape[1]}, as "
+            f"ghost_batch_norm_forward returns them, got {mean.shape} and {invstd.shape}"
+        )
+    g = mean.shape[0]
+    if g < 1 or x.shape[0] % g:
+        raise ValueError(f"{g} ghost batches do not divide the batch of {x.shape[0]}")
+    return mean, invstd, g

@@ -63,7 +63,9 @@ HTML_COMMENT = re.compile(r"<!--.*?-->\s*", re.DOTALL)
 OPEN_DIRECTIVE = re.compile(r"^(\s*)(`{3,}|:{3,})\s*\{(solution|solution-start|solution-end)\}")
 ANY_DIRECTIVE = re.compile(r"^(\s*)(`{3,}|:{3,})\s*\{([\w-]+)\}\s*(.*)$")
 ANSWER_SLOT = re.compile(re.escape(ANSWER) + "\x00([^\x00]*)\x00")
-CHAPTER_LINK = re.compile(r"\[([^\]]+)\]\((?!https?:)[^)\s]+\.(?:md|ipynb)(?:#[^)]*)?\)")
+CHAPTER_LINK = re.compile(
+    r"\[([^\]]+)\]\((?:(?!https?:)[^)\s]+\.(?:md|ipynb)(?:#[^)]*)?|#sec-[\w-]+)\)"
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -134,7 +136,8 @@ def strip_solution_markdown(text: str, inside_gate: bool) -> tuple[str, bool]:
 
 
 def unlink_chapters(text: str) -> str:
-    """``[Title](02_x.md)`` -> ``*Title*`` (a chapter of the book, not in this edition)."""
+    """``[Title](02_x.md)`` -> ``*Title*`` (a chapter of the book, not in this edition); and
+    ``[Title](#sec-label)``, a link to a section of another chapter (by its label)."""
     return CHAPTER_LINK.sub(lambda m: f"*{m.group(1)}*", text)
 
 

@@ -347,3 +347,36 @@ def scan(sources: list[str], checks: set[str]) -> list[str]:
     except RecursionError:  # getattr(getattr(...)) nested thousands deep
         scanner.found.add(TOO_DEEP)
     return sorted(scanner.found)
+
+
+TORCH_IN_NUMPY_PART = "calls torch in a NumPy part"
+
+
+def torch_in_functions(sources: list[str], functions: set[str]) -> bool:
+    """Whether a function named in ``functions`` (the NumPy-only parts of a homework whose
+    notebook imports torch for another part) uses torch: the name ``torch``, or a name a cell
+    imported from torch (``import torch as t``, ``from torch import autograd``)."""
+    trees = []
+    for source in sources:
+        try:
+            tree = parse(source)
+        except (RecursionError, MemoryError):
+            continue
+        if tree is not None:
+            trees.append(tree)
+    names = {"torch"}
+    for node in (n for tree in trees for n in ast.walk(tree)):
+        if isinstance(node, ast.Import):
+            names |= {a.asname or a.name for a in node.names if a.name.split(".")[0] == "torch"}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
+            names |= {a.asname or a.name for a in node.names}
+    for node in (n for tree in trees for n in ast.walk(tree)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in functions:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name) and inner.id in names:
+                    return True
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    modules = [a.name for a in inner.names] + [getattr(inner, "module", "")]
+                    if any((m or "").split(".")[0] == "torch" for m in modules):
+                        return True
+    return False

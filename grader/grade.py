@@ -52,7 +52,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: python grader/grade.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader import homeworks, notebook, reports, scoring  # noqa: E402
+from grader import flags, homeworks, notebook, reports, scoring  # noqa: E402
 from grader.homeworks import HOMEWORKS, Homework  # noqa: E402
 from grader.notebook import GRADED, GRADER_ERROR, Notebook  # noqa: E402
 from grader.sandbox import Limits, Sandbox, SandboxUnavailable  # noqa: E402
@@ -142,6 +142,13 @@ def grade(path, report, homework, sandbox, rubric, seed, nb) -> dict:
     report["max_score"] = sum(pts for pts, _ in points.values())
     nb = nb or notebook.read(path, homeworks.check_functions())
     report["flags"], report["answers"] = list(nb.flags), nb.answers
+    if homework.expected_flags:  # raised by every honest notebook of this homework
+        report["flags"] = [f for f in report["flags"] if f not in homework.expected_flags]
+        numpy_only = homework.functions - homework.torch_functions
+        if homework.torch_functions and flags.torch_in_functions(
+            [source for _, source in nb.cells], numpy_only
+        ):
+            report["flags"] = sorted({*report["flags"], flags.TORCH_IN_NUMPY_PART})
     if nb.status != GRADED:
         report["status"], report["reason"] = nb.status, nb.reason
         if nb.status.startswith(GRADER_ERROR):

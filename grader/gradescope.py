@@ -82,15 +82,21 @@ exec "${AUTOGRADER_PYTHON:-/autograder/venv/bin/python}" -m grader.gradescope ru
 """
 
 
-def requirements() -> str:
-    """The grader's pins, taken from the project's requirements.txt."""
+TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"  # torch's CPU wheel
+
+
+def requirements(homework: homeworks.Homework | None = None) -> str:
+    """The grader's pins, taken from the project's requirements.txt, with the packages the
+    homework's notebooks need besides (homework 2's part 3: torch, its CPU wheel)."""
+    wanted = set(GRADER_PACKAGES) | set(homework.packages if homework else ())
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     pins = [
         line.strip()
         for line in lines
-        if line.strip() and line.split("==")[0].strip().lower() in GRADER_PACKAGES
+        if line.strip() and line.split("==")[0].strip().lower() in wanted
     ]
-    return "\n".join(pins) + "\n"
+    index = [TORCH_INDEX] if "torch" in wanted else []
+    return "\n".join(index + pins) + "\n"
 
 
 def build(homework: homeworks.Homework, dest: Path) -> Path:
@@ -107,7 +113,7 @@ def build(homework: homeworks.Homework, dest: Path) -> Path:
     with zipfile.ZipFile(dest, "w") as archive:
         add(archive, "setup.sh", SETUP_SH.encode(), executable=True)
         add(archive, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
-        add(archive, "requirements-grader.txt", requirements().encode())
+        add(archive, "requirements-grader.txt", requirements(homework).encode())
         config = {"homework": homework.name}
         add(archive, "gradescope.json", json.dumps(config).encode())
         for name in MODULES:

@@ -23,7 +23,12 @@ A **part** is one function the student writes, graded on its own:
 
 A **homework** is a notebook: ``name`` (the stem of its student notebook, e.g.
 ``05_homework``, which ``grader/editions.py`` also stamps into the notebook's metadata),
-``source`` (its MyST Markdown, with the solutions) and ``parts``.
+``source`` (its MyST Markdown, with the solutions) and ``parts``; ``expected_flags``, the
+flags every honest notebook of it raises (homework 2 builds a torch model: ``calls torch``),
+left out of its reports (with ``torch_functions``, the only functions that may use torch:
+torch in any other graded function is flagged ``calls torch in a NumPy part``);
+``helpers``, the names of ``bnlib.check`` its notebook calls that are not checks
+(``recalibration_problem``), not flagged.
 
 To add a homework: write its checks as :class:`bnlib.check.Check` objects (reference,
 mistakes with their deductions, public and hidden trials) in a module of ``bnlib/check/``,
@@ -73,6 +78,10 @@ class Homework:
     name: str
     source: Path
     parts: tuple[Part, ...]
+    expected_flags: frozenset[str] = frozenset()  # flags every honest notebook raises
+    helpers: frozenset[str] = frozenset()  # bnlib.check names its notebook uses, not checks
+    torch_functions: frozenset[str] = frozenset()  # the functions that may use torch
+    packages: tuple[str, ...] = ()  # what its notebooks need besides NumPy (Gradescope's pins)
 
     @property
     def max_score(self) -> float:
@@ -93,7 +102,8 @@ def check_functions() -> set[str]:
     """The names in ``bnlib.check`` a notebook's check cells may use: the checks of every
     registered part (``bnlib.check.forward(...)``) and the battery ``CASES``. Anything else
     there (the references, the mistakes, the engine) is the answer key: flagged."""
-    return {"CASES"} | {p.check.name for hw in HOMEWORKS.values() for p in hw.parts}
+    names = {"CASES"} | {p.check.name for hw in HOMEWORKS.values() for p in hw.parts}
+    return names | {name for hw in HOMEWORKS.values() for name in hw.helpers}
 
 
 HOMEWORK_05 = Homework(
@@ -119,9 +129,16 @@ HOMEWORK_09 = Homework(  # the second homework (its checks: bnlib.check.homework
         Part(
             "group_norm",
             "group_norm_forward",
-            4,
+            3,
             check.GROUP_NORM,
-            deductions(check.GROUP_NORM, 0.5, 1),
+            deductions(check.GROUP_NORM, 0.25, 0.5),
+        ),
+        Part(
+            "group_norm_backward",
+            "group_norm_backward",
+            6,
+            check.GROUP_NORM_BACKWARD,
+            deductions(check.GROUP_NORM_BACKWARD, 0.5, 1),
         ),
         Part(
             "merge_stats",
@@ -130,8 +147,28 @@ HOMEWORK_09 = Homework(  # the second homework (its checks: bnlib.check.homework
             check.MERGE_STATS,
             deductions(check.MERGE_STATS, 0.25, 0.5),
         ),
+        Part(
+            "recalibrate",
+            "recalibrate",
+            4,
+            check.RECALIBRATE,
+            deductions(check.RECALIBRATE, 0.25, 0.5),  # the caller hands back float32 only
+            caller="bnlib.check.homework_2.recalibration:call_recalibrate",
+        ),
         Part("fold_bn", "fold_bn", 3, check.FOLD_BN, deductions(check.FOLD_BN, 0.25, 0.5)),
+        Part(
+            "fold_orders",
+            "foldable_orders",
+            1,
+            check.FOLD_ORDERS,
+            deductions(check.FOLD_ORDERS, 0.25, 0.25),  # never applies: no array input
+            caller="bnlib.check.homework_2.folding:call_fold_orders",
+        ),
     ),
+    expected_flags=frozenset({"calls torch"}),  # part 3 is torch: every notebook imports it
+    helpers=frozenset({"recalibration_problem"}),
+    torch_functions=frozenset({"recalibrate"}),  # the others: NumPy only, or flagged
+    packages=("torch",),
 )
 
 HOMEWORKS: dict[str, Homework] = {hw.name: hw for hw in (HOMEWORK_05, HOMEWORK_09)}

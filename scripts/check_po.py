@@ -41,6 +41,14 @@ LOCALE = ROOT / "locales" / "zh_CN" / "LC_MESSAGES"
 MISSING_LABELS = ROOT / "_build" / "zh" / "_build" / "i18n-missing-labels.txt"
 #: A MyST role with its content: {glue:text}`m:.4g`, {numref}`fig-pooling`, {doc}`...`.
 ROLE = re.compile(r"\{[a-z][a-z:-]*\}`[^`]*`")
+#: A role's explicit title, {ref}`the cumulative average <rs-cumulative>`: translated text.
+TITLED = re.compile(r"^(\{[a-z][a-z:-]*\}`)[^`<]*<([^`>]+)>`$")
+
+
+def roles(text: str) -> Counter:
+    """The roles of TEXT, each as written but without an explicit title (which is prose, and
+    is translated: {ref}`累积平均 <rs-cumulative>` keeps {ref}`the … <rs-cumulative>`'s target)."""
+    return Counter(TITLED.sub(r"\1<\2>`", role) for role in ROLE.findall(text))
 
 
 def _short(text: str, width: int = 70) -> str:
@@ -74,9 +82,9 @@ def po_problems(pot_dir: Path, locale: Path = LOCALE) -> list[str]:
                 problems.append(f"{shown}: untranslated: {_short(msgid)}")
             elif message.fuzzy:
                 problems.append(f"{shown}: fuzzy: {_short(msgid)}")
-            elif Counter(ROLE.findall(msgid)) != Counter(ROLE.findall(message.string)):
-                lost = Counter(ROLE.findall(msgid)) - Counter(ROLE.findall(message.string))
-                added = Counter(ROLE.findall(message.string)) - Counter(ROLE.findall(msgid))
+            elif roles(msgid) != roles(message.string):
+                lost = roles(msgid) - roles(message.string)
+                added = roles(message.string) - roles(msgid)
                 what = ", ".join([*(f"lost {r}" for r in lost), *(f"added {r}" for r in added)])
                 problems.append(f"{shown}: roles differ ({what}): {_short(msgid)}")
     return problems

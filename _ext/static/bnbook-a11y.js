@@ -1,5 +1,5 @@
 // Accessible names for the explorers' widgets (_ext/accessible.py), as ipywidgets renders
-// them: each slider handle is named after its explorer's title and says its value in words;
+// them (not the in-page JavaScript's own sliders, js/dom.js): each slider handle is named after its explorer's title and says its value in words;
 // each frame image gets the text of the caption above it as its alt text.
 (function () {
   "use strict";
@@ -9,6 +9,8 @@
   }
 
   function nameSlider(handle) {
+    // the in-page JavaScript's sliders (js/dom.js) are named and valued by their own code
+    if (handle.closest("[data-bnbook-live]")) return;
     const slider = handle.closest(".widget-slider, .jupyter-widget-slider, .widget-hslider")
       || handle.parentElement;
     const explorer = handle.closest(".bnbook-explorer");

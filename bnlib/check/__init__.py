@@ -11,7 +11,8 @@ wrong type, shape or dtype, gets a report saying so; the checker itself never ra
 - :mod:`bnlib.check.engine`: the machinery (:class:`Check`, :class:`Mistake`, :func:`call`,
   :func:`assess`), the same for every homework;
 - :mod:`bnlib.check.homework_1`: :func:`forward`, :func:`backward`, :func:`running_stats`;
-- :mod:`bnlib.check.homework_2`: :func:`group_norm`, :func:`merge_stats`, :func:`fold_bn`.
+- :mod:`bnlib.check.homework_2`: :func:`group_norm`, :func:`group_norm_backward`,
+  :func:`merge_stats`, :func:`recalibrate` (torch), :func:`fold_bn`, :func:`fold_orders`.
 
 Adding a homework: a module beside these with its :class:`Check` objects (reference,
 classic mistakes each with its key, message and deduction, public and hidden cases), and
@@ -40,20 +41,30 @@ from bnlib.check.homework_1 import (
 )
 from bnlib.check.homework_2 import (
     FOLD_BN,
+    FOLD_ORDERS,
     GROUP_NORM,
+    GROUP_NORM_BACKWARD,
     MERGE_STATS,
+    RECALIBRATE,
     fold_bn,
+    fold_orders,
     group_norm,
+    group_norm_backward,
     merge_stats,
+    recalibrate,
+    recalibration_problem,
 )
 
 __all__ = [
     "BACKWARD",
     "CASES",
     "FOLD_BN",
+    "FOLD_ORDERS",
     "FORWARD",
     "GROUP_NORM",
+    "GROUP_NORM_BACKWARD",
     "MERGE_STATS",
+    "RECALIBRATE",
     "RUNNING_STATS",
     "CaseResult",
     "Check",
@@ -66,8 +77,12 @@ __all__ = [
     "backward",
     "call",
     "fold_bn",
+    "fold_orders",
     "forward",
     "group_norm",
+    "group_norm_backward",
     "merge_stats",
+    "recalibrate",
+    "recalibration_problem",
     "running_stats",
 ]

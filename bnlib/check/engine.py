@@ -41,15 +41,20 @@ class Mistake:
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
 
-def close(got: np.ndarray, expected: np.ndarray, dtype, loosen: float = 1.0) -> bool:
-    """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails);
+def close(
+    got: np.ndarray, expected: np.ndarray, dtype, loosen: float = 1.0, equal_nan: bool = False
+) -> bool:
+    """|got − expected| ≤ tol·max(1, max|expected|) everywhere, tol by dtype (NaN fails,
+    unless ``equal_nan``: a wrong reference that gives NaN where the student got NaN);
     integers (counts) must be exact, other dtypes than float32 and float64 get float16's
     1e-2."""
     exact = np.dtype(dtype).kind in "iu"
     tol = 0.0 if exact else loosen * TOLERANCE.get(np.dtype(dtype), 1e-2)
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
-    return bool(np.all(diff <= tol * scale))
+    got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
+    both_nan = np.isnan(got) & np.isnan(expected) if equal_nan else False
+    scale = max(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
+    diff = np.abs(got - expected)
+    return bool(np.all((diff <= tol * scale) | both_nan))
 
 
 # --------------------------------------------------------------------------------------
@@ -293,7 +298,8 @@ def modified_inputs(check: Check, trial: Trial, back: Returned) -> list[str]:
 
 def diagnose(check: Check, trials, wrong, got_by_case) -> list[Diagnosis]:
     """For each wrong output, the mistakes that reproduce it on every case where it is wrong:
-    single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1). A mistake
+    single mistakes first, then pairs made together (e.g. ε outside √ with ddof=1); an output
+    that the mistakes already named reproduce, made together, is put down to them. A mistake
     that explains several outputs is reported once, naming them."""
     mistakes = check.mistakes
     candidates = [[(m,) for m in mistakes]]
@@ -314,20 +320,35 @@ def diagnose(check: Check, trials, wrong, got_by_case) -> list[Diagnosis]:
             cache[key, index] = check.variant(*args, **options)
         return cache[key, index]
 
+    def reproduces(combo, k, indices) -> bool:
+        return all(
+            got_by_case[i][k].shape == wrong_reference(combo, i)[k].shape
+            and close(
+                got_by_case[i][k],
+                wrong_reference(combo, i)[k],
+                trials[i].dtype,
+                loosen=10,
+                equal_nan=True,
+            )
+            for i in indices
+        )
+
     found: dict[str, Diagnosis] = {}
+    by_key = {m.key: m for m in mistakes}
     for k, indices in wrong.items():
         if not indices:
             continue
+        # the mistakes already named, made together, may explain this output too (a coarse
+        # output, such as an accuracy, may also match other mistakes by chance)
+        named = tuple(by_key[key] for key in found)
+        keys_used = [key for m in named for key in m.options]
+        if named and len(keys_used) == len(set(keys_used)) and reproduces(named, k, indices):
+            for diagnosis in found.values():
+                diagnosis.outputs.append(check.outputs[k])
+                diagnosis.cases = sorted(set(diagnosis.cases) | set(indices))
+            continue
         for combos in candidates:
-            matched = [
-                combo
-                for combo in combos
-                if all(
-                    got_by_case[i][k].shape == wrong_reference(combo, i)[k].shape
-                    and close(got_by_case[i][k], wrong_reference(combo, i)[k], trials[i].dtype, 10)
-                    for i in indices
-                )
-            ]
+            matched = [combo for combo in combos if reproduces(combo, k, indices)]
             for mistake in {m.key: m for combo in matched for m in combo}.values():
                 diagnosis = found.setdefault(
                     mistake.key, Diagnosis(mistake.key, mistake.message, [])

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from bnbook.i18n import N_, t
+from bnbook.i18n import N_, lang, t
 from bnbook.simulate import ema_weights, expected_running
 from bnbook.style import FULL_WIDTH, GREY, PALETTE, linestyle, styled
 from bnbook.style import color as palette_color
@@ -246,10 +246,17 @@ def output_std_vs_eps(
     return out
 
 
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def power_of_ten(v: float) -> str:
-    """``1e-05`` as the label ``$10^{-5}$``; other numbers as ``{v:g}``."""
+    """``1e-05`` as the label ``$10^{-5}$`` (in the Chinese edition ``10⁻⁵``: a label with
+    ``$…$`` is drawn by mathtext, whose fonts have no CJK glyphs); other numbers as ``{v:g}``."""
     if v > 0 and v != 1 and float(np.log10(v)).is_integer():
-        return f"$10^{{{int(np.log10(v))}}}$"
+        exponent = int(np.log10(v))
+        if lang() == "zh":
+            return "10" + str(exponent).translate(SUPERSCRIPT)
+        return f"$10^{{{exponent}}}$"
     return f"{v:g}"
 
 

@@ -72,8 +72,15 @@ def _channels(layer: nn.Module) -> int:
 
 
 def _kind(layer: nn.Module) -> tuple:
-    """Layers of one kind widen into one layer (GroupNorms only with the same groups)."""
-    return (type(layer), getattr(layer, "num_groups", None), getattr(layer, "devices", None))
+    """Layers of one kind widen into one layer (GroupNorms only with the same groups, batch
+    norm's variants only with the same ``widen_options``)."""
+    options = tuple(sorted(getattr(layer, "widen_options", {}).items()))
+    return (
+        type(layer),
+        getattr(layer, "num_groups", None),
+        getattr(layer, "devices", None),
+        options,
+    )
 
 
 def _wide_layer(layers: list[nn.Module], first_copy: int = 0) -> nn.Module:
@@ -110,6 +117,8 @@ def _wide_layer(layers: list[nn.Module], first_copy: int = 0) -> nn.Module:
 
 def _same_wide_layer(layers: list[nn.Module]) -> nn.Module:
     first, k = layers[0], len(layers)
+    if hasattr(first, "widen"):  # a layer that widens itself (bnbook.skipinit.BranchScale)
+        return first.widen(layers)
     shapes = {tuple((n, tuple(p.shape)) for n, p in layer.named_parameters()) for layer in layers}
     if len(shapes) != 1:
         raise ValueError(f"stack needs layers of the same shapes, got {sorted(shapes)}")
@@ -135,6 +144,7 @@ def _same_wide_layer(layers: list[nn.Module]) -> nn.Module:
         return wide
     if isinstance(first, (nn.BatchNorm1d, nn.BatchNorm2d)):
         options = {"devices": first.devices} if hasattr(first, "devices") else {}
+        options.update(getattr(first, "widen_options", {}))  # e.g. bnbook.variants' modules
         wide = type(first)(
             k * first.num_features, eps=first.eps, momentum=first.momentum, **options
         )
@@ -155,7 +165,8 @@ def _same_wide_layer(layers: list[nn.Module]) -> nn.Module:
         wide.weight.data = _cat([layer.weight for layer in layers])
         wide.bias.data = _cat([layer.bias for layer in layers])
         return wide
-    if isinstance(first, (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity)):
+    elementwise = (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Dropout)
+    if isinstance(first, elementwise):
         return copy.deepcopy(first)  # acts on each channel (or copies' blocks) alone
     raise ValueError(f"stack does not know how to widen {type(first).__name__}")
 

@@ -107,9 +107,10 @@ def _cjk_font_installed() -> bool:
 
 
 @pytest.mark.skipif(not _cjk_font_installed(), reason="fonts-noto-cjk missing (make book)")
-def test_chinese_figure_texts_have_every_glyph(monkeypatch):
+def test_chinese_figure_texts_have_every_glyph(monkeypatch, caplog):
     """Every Chinese entry (and the glossary's terms) drawn in the book's style: matplotlib
-    warns "Glyph ... missing" for a character no font of the style has."""
+    warns "Glyph ... missing" for a character no font of the style has (mathtext, for a text
+    with $…$, logs it instead)."""
     monkeypatch.setenv(i18n.ENV, "zh")
     texts = [
         *ZH.values(),
@@ -124,10 +125,11 @@ def test_chinese_figure_texts_have_every_glyph(monkeypatch):
                 ax.text(0, i, text)
             fig.canvas.draw()
             plt.close(fig)
+    assert missing_glyphs(caplog) == []
 
 
 @pytest.mark.skipif(not _cjk_font_installed(), reason="fonts-noto-cjk missing (make book)")
-def test_every_book_figure_draws_in_chinese(monkeypatch):
+def test_every_book_figure_draws_in_chinese(monkeypatch, caplog):
     """The book's figures (tests/book/test_style.py's set) drawn in the Chinese edition: no
     missing glyph, and no text smaller than the body text."""
     from tests.book.test_style import book_figures
@@ -141,6 +143,13 @@ def test_every_book_figure_draws_in_chinese(monkeypatch):
             fig.savefig(io.BytesIO(), format="png")
             plt.close(fig)
     assert problems == []
+    assert missing_glyphs(caplog) == []
+
+
+def missing_glyphs(caplog) -> list[str]:
+    """What matplotlib logged about glyphs no font has: mathtext logs "Font ... does not
+    have a glyph for ..." (a box on the figure) rather than warning."""
+    return [r.getMessage() for r in caplog.records if "glyph" in r.getMessage().lower()]
 
 
 def _histories():

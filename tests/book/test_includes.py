@@ -18,8 +18,12 @@ def includes():
                 line[1:].split(":", 1) for line in match.group(2).splitlines() if line.strip()
             )
             target = (page.parent / match.group(1)).resolve()
-            yield pytest.param(page, target, options.get("pyobject", "").strip(),
-                               id=f"{page.stem}:{match.group(1)}")
+            yield pytest.param(
+                page,
+                target,
+                options.get("pyobject", "").strip(),
+                id=f"{page.stem}:{match.group(1)}",
+            )
 
 
 def defined_names(tree: ast.Module) -> set[str]:

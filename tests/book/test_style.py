@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnbook import after_figures, plots, simulate, style, train
+from bnbook import after_figures, beyond_figures, plots, simulate, style, train
 from bnbook import train_figures as figures
 from tests.cases import random_input
 
@@ -104,6 +104,13 @@ def book_figures(histories):
         ),
     )
     yield "per_device_training", after_figures.per_device_training_figure(by_norm)
+    three = {"batch norm": [0.8, 0.9, 0.85], "batch renorm": [0.9, 0.9, 0.95], "group norm": [0.7]}
+    yield "dots", beyond_figures.dots_figure({"a": three, "b": three}, ["%", "loss"])
+    depth = {"batch norm": rng.uniform(1, 5, (3, 8)), "no norm": rng.uniform(1, 500, (3, 8))}
+    panels = {"lr = 0.1": three, "lr = 1": three}
+    yield "depth", beyond_figures.depth_figure(depth, panels, "v", "%")
+    matrices = {"before": np.eye(8), "after batch norm:\ncovariance": np.eye(8)}
+    yield "matrices", beyond_figures.matrices_figure(matrices, "correlation / covariance")
 
 
 def test_every_book_figure_fits_the_column_with_body_size_text(histories):
@@ -131,7 +138,7 @@ def test_the_style_is_a_context_not_a_global_setting():
     before = dict(matplotlib.rcParams)
     import importlib
 
-    for module in (style, plots, figures, after_figures):
+    for module in (style, plots, figures, after_figures, beyond_figures):
         importlib.reload(module)
     assert dict(matplotlib.rcParams) == before
     with style.figure_style():

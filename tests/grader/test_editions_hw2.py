@@ -1,28 +1,55 @@
-"""The second homework (chapters/09_homework_2.md): its reference solutions pass their checks,
-its student edition holds no solution, keeps the stubs and check cells, asks for a written
-answer only where a question is asked, and runs with the stubs."""
+"""The second homework (chapters/09_homework_2.md): its reference solutions pass their
+checks, its student edition holds no solution and prints none of the formulas it asks for,
+keeps the stubs and check cells, asks for a written answer only where a question is asked,
+links the chapter sections that derive the formulas, states the registry's points, and
+runs with the stubs."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 import jupytext
+import nbformat
 import numpy as np
 import pytest
 
 from bnlib import check
+from bnlib.check.homework_2 import folding, recalibration
 from grader import editions
+from grader import homeworks as registry
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "chapters" / "09_homework_2.md"
-FUNCTIONS = {  # bnlib.check's check -> the student's function
-    "group_norm": "group_norm_forward",
-    "merge_stats": "merge_stats",
-    "fold_bn": "fold_bn",
-}
-WRITTEN_QUESTIONS = ("hw2-special-cases", "hw2-merge-why", "hw2-fold-when")
+HW = registry.HOMEWORKS["09_homework_2"]
+FUNCTIONS = {p.check.name: p.function for p in HW.parts}  # the check -> the student's function
+CALLERS = {"recalibrate": recalibration.call_recalibrate, "fold_orders": folding.call_fold_orders}
+WRITTEN_QUESTIONS = ("hw2-fold-orders", "hw2-gap-small-batches", "hw2-freeze-batch-2")
+# The formulas the homework asks for, as the solutions or a careless page would print them:
+# none may appear in what the student gets.
+FORMULAS = (
+    "delta**2",
+    "δ²",
+    "\\delta^2",
+    "n_A n_B",
+    "n_a n_b",
+    "n_a·n_b",
+    "M_{2,A} + M_{2,B}",
+    "m2_a + m2_b +",
+    "W'_c",
+    "b'_c",
+    "\\sqrt{\\hat\\sigma",
+    "gamma / np.sqrt",
+    "scale * (bias - running_mean)",
+    "(b - \\hat\\mu",
+    "reset_running_stats",
+    "dxhat",
+    "\\sum \\hat x",
+    "x̂·Σ",
+    "frac{\\gamma",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +57,18 @@ def source():
     return jupytext.read(SOURCE)
 
 
+@pytest.fixture(scope="module")
+def student_notebook_text(source, tmp_path_factory):
+    """The student notebook as ``make homework`` writes it (plain Markdown), read back."""
+    path = tmp_path_factory.mktemp("student") / "09_homework_2.ipynb"
+    nbformat.write(editions.plain_markdown(editions.student_edition(source, HW.name)), path)
+    return path.read_text(encoding="utf-8")
+
+
 def graded_cells(nb):
     """The namespace of the cells that define the graded functions."""
     namespace: dict = {}
-    exec("import numpy as np", namespace)
+    exec("import numpy as np\nimport torch", namespace)
     for cell in nb.cells:
         if cell.cell_type == "code" and any(f"def {f}(" in cell.source for f in FUNCTIONS.values()):
             exec(cell.source, namespace)
@@ -44,38 +79,65 @@ def text_of(nb) -> str:
     return "\n".join(c.source for c in nb.cells)
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_reference_solutions_pass_public_and_hidden_cases(source, name):
-    fn = graded_cells(source)[FUNCTIONS[name]]
-    spec = {"group_norm": check.GROUP_NORM, "merge_stats": check.MERGE_STATS}.get(
-        name, check.FOLD_BN
-    )
-    trials = spec.hidden(np.random.default_rng(3))
-    hidden = check.assess(spec, trials, [check.call(fn, t, spec.outputs) for t in trials])
-    for result in (getattr(check, name)(fn), hidden):
-        assert result, str(result)
-        assert result.score == 1.0 and not result.diagnoses
+@pytest.mark.parametrize("part", HW.parts, ids=lambda p: p.name)
+def test_reference_solutions_pass_public_and_hidden_cases(source, part):
+    fn = graded_cells(source)[part.function]
+    caller = CALLERS.get(part.check.name, check.call)
+    trials = part.trials(np.random.default_rng(3))
+    result = check.assess(part.check, trials, [caller(fn, t, part.check.outputs) for t in trials])
+    assert result and result.score == 1.0 and not result.diagnoses, str(result)
+    assert getattr(check, part.check.name)(fn), part.name  # the notebook's check cell
 
 
-def test_student_edition_contains_no_solution(source):
+def test_student_edition_contains_no_solution_and_no_asked_for_formula(
+    source, student_notebook_text
+):
     student = editions.student_edition(source)
     text = text_of(student)
     secret = editions.solution_lines(source)
-    assert len(secret) > 30
+    assert len(secret) > 40
     assert [line for line in secret if line in text] == []
+    assert [line for line in secret if line in student_notebook_text] == []
     for snippet in (  # independent of solution_lines: distinctive lines of the solutions
         "rows = x.reshape(x.shape[0], num_groups, -1)",
+        "through_var = xhat * (dxhat * xhat).mean(axis=2, keepdims=True)",
         "m2 = m2_a + m2_b + delta**2",
+        "bn.reset_running_stats()",
         "weight = conv_w * scale.reshape(-1, 1, 1, 1)",
-        "assert group_norm_check",
-        "spread *between* the shards' means",
-        "hw2-fold-diff",
-        "import torch",
+        "return True, False, True",
+        "assert recalibrate_check",
+        "overlaps the padding (unless every shift is zero)",
+        "Freeze the statistics",
     ):
         assert snippet in text_of(source), snippet
         assert snippet not in text, snippet
+        assert snippet not in student_notebook_text, snippet
+    leaked = [f for f in FORMULAS if f in text or f in student_notebook_text]
+    assert leaked == []
     for marker in ("{solution}", "{solution-start}", "{solution-end}", "<!--", "hide-input"):
         assert marker not in text, marker
+
+
+def test_the_page_links_the_sections_that_derive_the_formulas(source, student_notebook_text):
+    """Each link to another chapter's section names a label that exists; in the student
+    notebook (which has no other chapter) the links are plain text."""
+    labels = re.findall(r"\]\(#(sec-[\w-]+)\)", text_of(source))
+    assert len(set(labels)) >= 8
+    chapters = "\n".join(p.read_text() for p in (ROOT / "chapters").glob("*.md"))
+    for label in labels:
+        assert f"\n({label})=\n" in chapters, label
+    assert "](#sec-" not in student_notebook_text
+    assert "*node by node*" in student_notebook_text
+
+
+def test_the_page_states_the_registry_points(source):
+    rows = re.findall(r"^\| (\w+) \| `(\w+)`: .*? \| (\d+)(?: \+ (\d+) by hand)? \|$",
+                      text_of(source), re.M)  # fmt: skip
+    by_function = {function: int(points) for _, function, points, _ in rows}
+    assert by_function == {p.function: p.points for p in HW.parts}
+    by_hand = sum(int(extra) for *_, extra in rows if extra) + 4  # part 5: 2 + 2
+    total = f"**{HW.max_score + by_hand:g}** ({HW.max_score:g} automatic, {by_hand} by hand)"
+    assert total in text_of(source)
 
 
 def test_student_edition_keeps_stubs_checks_and_asks_only_the_questions(source):
@@ -86,33 +148,36 @@ def test_student_edition_keeps_stubs_checks_and_asks_only_the_questions(source):
         assert f"bnlib.check.{name}({fn_name})" in code
     answers = [c for c in student.cells if editions.ANSWER in c.source]
     assert len(answers) == len(WRITTEN_QUESTIONS)  # none where the answer is a function
-    assert all(c.source == editions.ANSWER for c in answers)
     for label in WRITTEN_QUESTIONS:
         assert f":label: {label}" in text_of(source)
     plain = editions.plain_markdown(student)
     markdown = "\n".join(c.source for c in plain.cells if c.cell_type == "markdown")
-    for k in range(1, 7):
+    for k in range(1, 9):
         assert f"**Exercise {k}.**" in markdown
     assert "{exercise}" not in markdown and ":label:" not in markdown
+    assert '[homework]"' in markdown  # the install line with the extra part 3 needs
 
 
-def test_student_edition_runs_with_the_stubs_and_only_numpy_and_bnlib(source):
+def test_student_edition_runs_with_the_stubs(source):
     """Every code cell of the student edition, in order: the checks report "Not implemented
-    yet", nothing raises, and no cell imports torch or myst_nb."""
+    yet", nothing raises; torch is imported only for part 3, myst_nb never."""
     student = editions.student_edition(source)
     namespace: dict = {}
     shown = []
-    for cell in student.cells:
-        if cell.cell_type != "code":
-            continue
-        assert "torch" not in cell.source and "myst_nb" not in cell.source
+    first_torch = None
+    for k, cell in enumerate(c for c in student.cells if c.cell_type == "code"):
+        assert "myst_nb" not in cell.source
+        if "torch" in cell.source and first_torch is None:
+            first_torch = k
+            assert "recalibration_problem" in cell.source
         lines = cell.source.strip().splitlines()
         with contextlib.redirect_stdout(io.StringIO()):
             exec(cell.source, namespace)
-        if lines and lines[-1].isidentifier():  # a cell that displays its last name
-            shown.append(str(namespace[lines[-1]]))
-    assert len(shown) == 3
-    assert all("Not implemented yet" in report for report in shown)
+        last = lines[-1] if lines else ""
+        if last.isidentifier() or last.startswith("bnlib.check."):
+            shown.append(str(eval(last, namespace)))
+    assert len(shown) == len(HW.parts)
+    assert all("Not implemented yet" in report for report in shown), shown
 
 
 def test_graded_solutions_are_hidden_in_the_book(source):
@@ -125,4 +190,4 @@ def test_graded_solutions_are_hidden_in_the_book(source):
         for c in source.cells
         if c.cell_type == "markdown" and "solution" in c.metadata.get("tags", [])
     ]
-    assert sum("````{solution} hw2-" in c.source for c in dropdowns) == 3
+    assert sum("````{solution} hw2-" in c.source for c in dropdowns) == 5

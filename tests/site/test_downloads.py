@@ -378,7 +378,7 @@ def test_myst_becomes_plain_markdown():
 ## Title
 
 $m =$ {glue:text}`m` values, mean {glue:text}`v:.2f`; see {numref}`fig-a`, {doc}`03_x`
-and [chapter 1](01_y.md#sec); `{glue:text}` in code stays.
+and [chapter 1](01_y.md#sec), [a section](#sec-z); `{glue:text}` in code stays.
 
 ```{exercise}
 :label: ex-1
@@ -411,6 +411,7 @@ Hidden.
     assert "[Fig. 1.2](https://site/p.html#fig-a)" in out.text
     assert "[Running statistics](https://site/chapters/03_x.html)" in out.text
     assert "[chapter 1](https://site/chapters/01_y.html#sec)" in out.text
+    assert "[a section](https://site/p.html#sec-z)" in out.text  # a label, on the site
     assert "`{glue:text}` in code stays" in out.text
     assert "**Exercise 4.1**\n\nDo it." in out.text
     assert "<summary>Solution to Exercise 4.1</summary>\n\n```python\nx = 1\n```" in out.text

@@ -132,3 +132,24 @@ def test_javascript_labels_are_chinese_on_a_chinese_page(browser, base_url, zh_s
         page.context.close()
     assert "批量归一化" in text and "Batch norm playground" not in text
     assert log.errors == []
+
+
+#: Interface words of the theme and of myst-nb that a Chinese page must not show in English
+#: (``_ext/i18n.py`` translates them), and the theme's traditional-character "print".
+ENGLISH_INTERFACE = (
+    ">Show code cell",
+    ">Hide code cell",
+    '"Search this book..."',
+    '"Toggle primary sidebar"',
+    '"Launch interactive content"',
+    '"Link to this heading"',
+    "列印成",
+)
+
+
+def test_chinese_pages_have_a_chinese_interface(site, zh_site):
+    left = {
+        path: [words for words in ENGLISH_INTERFACE if words in _read(site / path)]
+        for path in zh_pages()
+    }
+    assert {path: words for path, words in left.items() if words} == {}
