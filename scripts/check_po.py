@@ -10,9 +10,11 @@ Exit status 1, with one line per problem, when:
 - a translation drops or changes a role of its message: ``{glue:text}`name```,
   ``{numref}`fig-x```, ``{doc}`...```, … (the Chinese page would lose a computed number or
   a link);
-- a figure or widget text of bnbook has no entry in ``book/bnbook/i18n_zh.py``, or a text a
-  chapter gave a figure had none when the Chinese edition was last built
-  (``_build/zh/_build/i18n-missing-labels.txt``, written by ``make book``).
+- a figure or widget text of bnbook has no entry in ``book/bnbook/i18n_zh.py``, a text a
+  chapter's code puts into its page (``tr(...)``, a ``markdown_table`` header) none in
+  ``book/bnbook/i18n_zh_pages.py``, or a text a chapter gave a figure or table had none when
+  the Chinese edition was last built (``_build/zh/_build/i18n-missing-labels.txt``, written
+  by ``make book``).
 
     python scripts/check_po.py          (make test runs it)
     python scripts/check_po.py --labels (the missing figure texts as lines to paste into
@@ -91,18 +93,20 @@ def po_problems(pot_dir: Path, locale: Path = LOCALE) -> list[str]:
 def missing_labels() -> tuple[list[tuple[str, str]], list[str]]:
     """(where, text) of bnbook's texts without Chinese; the chapters' texts the last Chinese
     build drew without Chinese (that bnbook's own do not include)."""
-    from bnbook.i18n import marked_texts, needs_translation
+    from bnbook.i18n import chinese, marked_texts, needs_translation
     from bnbook.i18n_zh import ZH
+    from bnbook.i18n_zh_pages import ZH_PAGES
 
     own = [
         (where, text)
         for text, where in marked_texts().items()
-        if needs_translation(text) and not ZH.get(text)
+        if needs_translation(text) and not chinese(text)
     ]
     built = []
     if MISSING_LABELS.exists():
         lines = MISSING_LABELS.read_text("utf-8").split("\n")
-        built = sorted({ast.literal_eval(line) for line in lines if line} - set(ZH))
+        recorded = {ast.literal_eval(line) for line in lines if line}
+        built = sorted(recorded - set(ZH) - set(ZH_PAGES))
         built = [text for text in built if text not in {text for _, text in own}]
     return own, built
 
@@ -110,7 +114,12 @@ def missing_labels() -> tuple[list[tuple[str, str]], list[str]]:
 def label_problems() -> list[str]:
     """Figure and widget texts without Chinese (bnbook.i18n), from the source and the build."""
     own, texts = missing_labels()
-    problems = [f"book/bnbook/{where}: no Chinese in i18n_zh.py: {text!r}" for where, text in own]
+    problems = [
+        f"{where}: no Chinese in book/bnbook/i18n_zh_pages.py: {text!r}"
+        if where.startswith(("chapters/", "index"))
+        else f"book/bnbook/{where}: no Chinese in i18n_zh.py: {text!r}"
+        for where, text in own
+    ]
     if texts:
         problems += [
             f"{MISSING_LABELS.relative_to(ROOT)}: a figure text from a chapter has no Chinese "

@@ -11,9 +11,11 @@ text in :mod:`bnbook` goes through :func:`t`, keyed by its English wording:
   build sets (``_ext/i18n.py`` sets it from Sphinx's ``language`` before the chapters run);
   a reader's own notebook draws in English unless they set it.
 - :data:`bnbook.i18n_zh.ZH` is the Chinese table, keyed by the English template (the text
-  given to :func:`t`, placeholders included). ``tests/book/test_i18n.py`` fails when a text
-  given to :func:`t` anywhere in bnbook has no Chinese entry, or an entry's placeholders
-  differ from its key's.
+  given to :func:`t`, placeholders included); :data:`bnbook.i18n_zh_pages.ZH_PAGES` holds
+  the texts the chapters' own code puts into a page (glued phrases, tables), the same way.
+  ``tests/book/test_i18n.py`` fails when a text given to :func:`t` anywhere in bnbook (or
+  to ``tr`` in a chapter) has no Chinese entry, or an entry's placeholders differ from its
+  key's.
 - Chinese text needs a font with CJK glyphs: :mod:`bnbook.style` adds Noto Sans CJK SC
   (Debian's fonts-noto-cjk, which ``make book`` installs) as the fallback of DejaVu Sans.
 
@@ -22,12 +24,21 @@ tests can find every text by reading the source. Texts a chapter passes to a fig
 (a title, a legend's names) go through :func:`t` inside it; a Chinese build records each text
 that has no entry in the file ``BNBOOK_I18N_MISSING`` names (``_ext/i18n.py`` sets it), and
 ``scripts/check_po.py`` lists them with the untranslated prose.
+
+A chapter's code that puts words into the page (a glued phrase such as "from 0.01 to 1.6",
+a Markdown table's header) imports :func:`t` as ``tr`` (``t`` is a common variable name in
+the chapters) and calls it the same way: ``glue("range", tr("from {lo:g} to {hi:g}", ...))``;
+a chapter's ``markdown_table`` helper gives its header and text cells to it. Those literals
+are found in the chapters' code cells too (:func:`marked_texts`). Printed outputs (print,
+reprs) are code and stay as they are.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+from pathlib import Path
 
 #: The environment variable that names the edition: "zh" (also zh_CN, zh-CN) or "en".
 ENV = "BNBOOK_LANG"
@@ -47,11 +58,20 @@ def t(text: str, **fields) -> str:
     template = text
     if lang() == "zh":
         from bnbook.i18n_zh import ZH
+        from bnbook.i18n_zh_pages import ZH_PAGES
 
-        template = ZH.get(text) or text
-        if text not in ZH and needs_translation(text):
+        template = ZH.get(text) or ZH_PAGES.get(text) or text
+        if text not in ZH and text not in ZH_PAGES and needs_translation(text):
             _record_missing(text)
     return template.format(**fields) if fields else template
+
+
+def chinese(text: str) -> str:
+    """TEXT's Chinese entry (bnbook's figures, or the chapters' pages), "" if none."""
+    from bnbook.i18n_zh import ZH
+    from bnbook.i18n_zh_pages import ZH_PAGES
+
+    return ZH.get(text) or ZH_PAGES.get(text) or ""
 
 
 #: Words: two or more Latin letters in a row, outside $math$ (which is never translated).
@@ -79,31 +99,81 @@ def N_(text: str) -> str:
     return text
 
 
+def _name(func) -> str | None:
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+
+
+def _literals(tree, markers: tuple[str, ...]):
+    """(text, line) of each string literal given to a call of MARKERS in TREE; for a
+    chapter's ``markdown_table(header, rows)``, each word of the literal header too."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        first = node.args[0]
+        if _name(node.func) in markers:
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                yield first.value, node.lineno
+        elif _name(node.func) == "markdown_table" and isinstance(first, (ast.List, ast.Tuple)):
+            for cell in first.elts:
+                if isinstance(cell, ast.Constant) and isinstance(cell.value, str):
+                    if table_text(cell.value):
+                        yield cell.value, cell.lineno
+
+
+def table_text(cell) -> bool:
+    """Whether a table cell is text to translate: a string, not empty, not `code`."""
+    return isinstance(cell, str) and cell != "" and not cell.startswith("`")
+
+
+#: The book's pages, from the repository's root (absent where bnbook is installed alone).
+ROOT = Path(__file__).resolve().parents[2]
+_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.S | re.M)
+
+
+def _chapter_code(page: Path) -> list[tuple[str, int]]:
+    """(python source, first line in PAGE) of each code cell of a MyST page, its options
+    (``:tags:``, a ``---`` block) and IPython magics blanked (lines kept)."""
+    text = page.read_text(encoding="utf-8")
+    cells = []
+    for match in _CELL.finditer(text):
+        lines = match.group(1).split("\n")
+        if lines and lines[0] == "---":
+            end = lines.index("---", 1)
+            lines[: end + 1] = [""] * (end + 1)
+        lines = ["" if line.startswith((":", "%", "!")) else line for line in lines]
+        cells.append(("\n".join(lines), text.count("\n", 0, match.start(1)) + 1))
+    return cells
+
+
+def page_files() -> list[Path]:
+    """The pages whose code may put words into the page: chapters/*.md and index.md."""
+    return sorted((ROOT / "chapters").glob("*.md")) + sorted(ROOT.glob("index.md"))
+
+
 def marked_texts() -> dict[str, str]:
-    """Every literal given to ``t(...)`` or ``N_(...)`` in bnbook's modules → "file:line"."""
-    import ast
-    from pathlib import Path
-
-    def is_marker(func) -> bool:
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-        return name in ("t", "N_")
-
+    """Every literal given to ``t(...)`` or ``N_(...)`` in bnbook's modules → "file:line",
+    and to ``tr(...)`` / ``t(...)`` or a ``markdown_table`` header in the pages' code cells →
+    "chapters/page.md:line"."""
     texts: dict[str, str] = {}
     for path in sorted(Path(__file__).parent.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and is_marker(node.func) and node.args:
-                first = node.args[0]
-                if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                    texts.setdefault(first.value, f"{path.name}:{node.lineno}")
+        for text, line in _literals(ast.parse(path.read_text(encoding="utf-8")), ("t", "N_")):
+            texts.setdefault(text, f"{path.name}:{line}")
+    for page in page_files():
+        for code, first in _chapter_code(page):
+            try:
+                tree = ast.parse(code)
+            except SyntaxError:
+                continue
+            for text, line in _literals(tree, ("t", "tr", "N_")):
+                where = page.relative_to(ROOT).as_posix()
+                texts.setdefault(text, f"{where}:{first + line - 1}")
     return texts
 
 
 def missing_chinese() -> list[str]:
     """``"file:line: 'text'"`` for each text of :func:`marked_texts` with no Chinese entry."""
-    from bnbook.i18n_zh import ZH
-
     return [
         f"{where}: {text!r}"
         for text, where in marked_texts().items()
-        if needs_translation(text) and not ZH.get(text)
+        if needs_translation(text) and not chinese(text)
     ]

@@ -315,4 +315,29 @@ ZH: dict[str, str] = {
     # appendix_small_batch
     "last maps 2×2": "最后特征图 2×2",
     "last maps 1×1": "最后特征图 1×1",
+    # ----------------------------------------------------------------------------------
+    # Chapter 8b (08b_beyond_batch_norm): beyond_figures.py's own texts, the texts the
+    # chapter passes to its figures, and the words it glues into the prose
+    # ----------------------------------------------------------------------------------
+    "residual block": "残差块",
+    "at initialisation": "初始化时",
+    "channel": "通道",
+    "batch renorm": "批量重归一化",
+    "group norm": "组归一化",
+    "no norm": "无归一化",
+    "SkipInit": "SkipInit",
+    "test accuracy": "测试准确率",
+    "training mode = eval mode": "训练模式 = 评估模式",
+    "% of test images": "测试图像占比（%）",
+    "training loss": "训练损失",
+    "cross-entropy": "交叉熵",
+    "N = 256,\nghosts of 32": "N = 256，\n幽灵批量 32",
+    "lr = 0.03": "学习率 0.03",
+    "lr = 0.1": "学习率 0.1",
+    "variance of the stream": "残差流的方差",
+    "before: correlation": "之前：相关系数",
+    "after batch norm:\ncovariance": "批量归一化之后：\n协方差",
+    "after whitening:\ncovariance": "白化之后：\n协方差",
+    "correlation / covariance": "相关系数 / 协方差",
+    "{lo} and {hi}": "{lo} 和 {hi}",
 }

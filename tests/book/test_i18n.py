@@ -18,6 +18,7 @@ import pytest
 
 from bnbook import i18n, style
 from bnbook.i18n_zh import ZH
+from bnbook.i18n_zh_pages import ZH_PAGES
 
 source_texts = i18n.marked_texts
 
@@ -42,8 +43,32 @@ def test_every_figure_text_has_a_chinese_entry():
 
 
 def test_chinese_entries_keep_the_placeholders():
-    wrong = [key for key, value in ZH.items() if value and fields(key) != fields(value)]
+    entries = [*ZH.items(), *ZH_PAGES.items()]
+    wrong = [key for key, value in entries if value and fields(key) != fields(value)]
     assert wrong == []
+
+
+def test_the_scan_finds_the_texts_chapters_put_into_pages():
+    """Literals given to ``tr(...)`` in a chapter's code cells, and a ``markdown_table``
+    header's words (not its `code`), with the page and line."""
+    texts = source_texts()
+    assert texts["from {lo:g} to {hi:g}"].startswith("chapters/06_training.md:")
+    assert "moves test accuracy by at most {points:.1f} points" in texts  # chapter 7
+    assert "image 0 depends on image 1" in texts  # chapter 1's markdown_table header
+    assert "Keras `BatchNormalization`" in texts and "" not in texts
+    page, line = texts["values within 2 % of the bound"].split(":")
+    assert (
+        "values within 2 % of the bound"
+        in (i18n.ROOT / page).read_text(encoding="utf-8").splitlines()[int(line) - 1]
+    )
+
+
+def test_chapter_text_comes_from_the_pages_table(monkeypatch):
+    monkeypatch.setenv(i18n.ENV, "zh")
+    monkeypatch.setitem(ZH_PAGES, "from {lo:g} to {hi:g}", "{lo:g} 到 {hi:g}")
+    assert i18n.t("from {lo:g} to {hi:g}", lo=0.01, hi=1.6) == "0.01 到 1.6"
+    monkeypatch.setenv(i18n.ENV, "en")
+    assert i18n.t("from {lo:g} to {hi:g}", lo=0.01, hi=1.6) == "from 0.01 to 1.6"
 
 
 def test_english_is_the_text_itself(monkeypatch):
@@ -87,7 +112,11 @@ def test_chinese_figure_texts_have_every_glyph(monkeypatch, caplog):
     warns "Glyph ... missing" for a character no font of the style has (mathtext, for a text
     with $…$, logs it instead)."""
     monkeypatch.setenv(i18n.ENV, "zh")
-    texts = [*ZH.values(), "批量归一化：运行均值、运行方差、动量、通道 0，σ² = 1e-05，γ，ε"]
+    texts = [
+        *ZH.values(),
+        *ZH_PAGES.values(),
+        "批量归一化：运行均值、运行方差、动量、通道 0，σ² = 1e-05，γ，ε",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with style.figure_style():
