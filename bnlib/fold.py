@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bnlib import reference
 from bnlib._validate import folding_stats, layer_weight, output_channel_vector, require_eps
 
 
@@ -73,30 +74,4 @@ def fold_conv_bn(
     beta = output_channel_vector(bn_b, out_channels, "bn_b")
     require_eps(bn_eps, "bn_eps", allow_zero=True)
     folding_stats(running_mean, running_var, bn_eps)
-    return _fold_conv_bn(weight, bias, running_mean, running_var, bn_eps, gamma, beta)
-
-
-def _fold_conv_bn(
-    conv_w: np.ndarray,
-    conv_b: np.ndarray | None,
-    bn_rm: np.ndarray,
-    bn_rv: np.ndarray,
-    bn_eps: float,
-    bn_w: np.ndarray | None,
-    bn_b: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The arithmetic of fold_conv_bn, in float64, without its input checks."""
-    var = bn_rv.astype(np.float64)
-    scale = 1.0 / np.sqrt(var + bn_eps)  # a = γ / √(σ̂² + ε)
-    if bn_w is not None:
-        scale = scale * bn_w
-    shift = -bn_rm.astype(np.float64)  # b − μ̂
-    if conv_b is not None:
-        shift = shift + conv_b
-    bias = scale * shift  # a·(b − μ̂) + β
-    if bn_b is not None:
-        bias = bias + bn_b
-    column = scale.reshape((-1,) + (1,) * (conv_w.ndim - 1))
-    weight = conv_w.astype(np.float64) * column  # W'[c] = a_c·W[c]
-    bias_dtype = conv_b.dtype if conv_b is not None else conv_w.dtype
-    return weight.astype(conv_w.dtype), bias.astype(bias_dtype)
+    return reference.fold_conv_bn(weight, bias, running_mean, running_var, bn_eps, gamma, beta)

@@ -19,6 +19,8 @@ normalized. Statistics are computed in float64, so float32 results agree with Py
 outputs keep the input's dtype, and the gradients of γ and β the parameter's (x's when
 there is none), as PyTorch's do.
 
+Last, ``fold_conv_bn``: an evaluation-mode batch norm folded into the layer before it.
+
 The functions assume checked input (:mod:`bnlib.functional` checks it, then runs the
 fast :mod:`bnlib.kernels`, which have the same signatures and are tested equal to these).
 """
@@ -249,3 +251,32 @@ def backward_staged(
     dx = dxc + dmu / m  # x's two uses: through xc, and through μ
     dgamma, dbeta = dgamma.ravel(), dbeta.ravel()  # shape (C,)
     return dx.astype(dtype), dgamma.astype(grad_dtype), dbeta.astype(grad_dtype)
+
+
+def fold_conv_bn(
+    conv_w: np.ndarray,
+    conv_b: np.ndarray | None,
+    bn_rm: np.ndarray,
+    bn_rv: np.ndarray,
+    bn_eps: float,
+    bn_w: np.ndarray | None,
+    bn_b: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """An eval-mode batch norm folded into the layer before it: ``(W', b')`` with
+    ``W'[c] = a_c·W[c]`` and ``b'[c] = a_c·(b[c] − μ̂_c) + β_c``, ``a_c = γ_c/√(σ̂²_c + ε)``,
+    computed in float64 and rounded once to the inputs' dtypes (``bnlib.fold_conv_bn``
+    checks the inputs, then calls this)."""
+    var = bn_rv.astype(np.float64)
+    scale = 1.0 / np.sqrt(var + bn_eps)  # a = γ / √(σ̂² + ε)
+    if bn_w is not None:
+        scale = scale * bn_w
+    shift = -bn_rm.astype(np.float64)  # b − μ̂
+    if conv_b is not None:
+        shift = shift + conv_b
+    bias = scale * shift  # a·(b − μ̂) + β
+    if bn_b is not None:
+        bias = bias + bn_b
+    column = scale.reshape((-1,) + (1,) * (conv_w.ndim - 1))
+    weight = conv_w.astype(np.float64) * column  # W'[c] = a_c·W[c]
+    bias_dtype = conv_b.dtype if conv_b is not None else conv_w.dtype
+    return weight.astype(conv_w.dtype), bias.astype(bias_dtype)
