@@ -24,13 +24,17 @@ from bnbook.widgets import Explorer, Renderer, static_explorer
 LIVE_CALL = "<code>mfig.depth_explorer(RES_LRS, by_depth, CHANCE, DEPTH)</code>"
 
 
-def _dots(ax, xs, values, i: int, label: str | None) -> None:
-    """Values ``(len(xs), seeds)``: a line through the means and a dot per seed."""
+def _dots(ax, xs, values, i: int, label: str | None, shift=0.0, spread=0.0) -> None:
+    """Values ``(len(xs), seeds)``: a line through the means and a dot per seed. The
+    series sits ``shift`` to the right of ``xs`` and its seeds' dots spread over
+    ``±spread`` around it, so that series and seeds at the same x stay apart."""
     values = np.asarray(values, dtype=float)
+    xs = np.asarray(xs, dtype=float) + shift
     name = None if label is None else t(label)
     ax.plot(xs, values.mean(axis=1), color=color(i), ls=linestyle(i), lw=1.5, label=name)
+    seed_shifts = np.linspace(-spread, spread, values.shape[1])
     for s in range(values.shape[1]):
-        ax.plot(xs, values[:, s], "o", color=color(i), ms=4, alpha=0.6)
+        ax.plot(xs + seed_shifts[s], values[:, s], "o", color=color(i), ms=4, alpha=0.6)
 
 
 @styled
@@ -214,15 +218,18 @@ def dropout_figure(
     """Left: the second batch norm's running variance over the variance it sees in eval
     mode (``ratios[place]`` ``(len(ps), seeds)``), and the prediction for dropout before
     it (``predicted`` ``(len(ps), seeds)``, dotted). Right: test accuracy (same shapes),
-    ``accuracy[label]`` in the same order as ``ratios`` (plus any more), labelled."""
+    ``accuracy[label]`` in the same order as ``ratios`` (plus any more), labelled; each
+    series a little to the side of the others at every p, each seed apart."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.2), layout="constrained")
     for i, values in enumerate(ratios.values()):
         _dots(left, ps, values, i, None)
     left.plot(ps, np.asarray(predicted).mean(axis=1), ":", color="0.2", lw=1.5,
               label=t("predicted (before)"))  # fmt: skip
     left.set(xlabel=t("dropout probability p"), ylabel=t("running var ÷ eval-mode var"))
+    step = 0.06 * (max(ps) - min(ps))  # the series side by side at each p, seeds apart
     for i, (place, values) in enumerate(accuracy.items()):
-        _dots(right, ps, 100 * np.asarray(values), i, place)
+        shift = (i - (len(accuracy) - 1) / 2) * step
+        _dots(right, ps, 100 * np.asarray(values), i, place, shift, step / 3)
     right.set(xlabel=t("dropout probability p"), ylabel=t("test accuracy (%)"))
     for ax in (left, right):
         ax.set_xticks(ps, [f"{p:g}" for p in ps])
