@@ -392,6 +392,11 @@ class Diagnosis:
     cases: list[int] = field(default_factory=list)
 
 
+def _cases(n: int) -> str:
+    """``1 case``, ``3 cases``: a count of cases, in the singular or the plural."""
+    return f"{n} case" if n == 1 else f"{n} cases"
+
+
 @dataclass
 class CheckResult:
     """What a check found. ``bool()`` is the verdict, ``str()`` the report."""
@@ -423,8 +428,10 @@ class CheckResult:
         total = len(self.cases)
         if self.passed:
             note = f"\n({self.passed_note})" if self.passed_note else ""
-            return f"bnlib.check.{self.name}: passed all {total} cases.{note}"
-        lines = [f"bnlib.check.{self.name}: FAILED, {self.cases_passed} of {total} cases passed."]
+            passed = "the 1 case" if total == 1 else f"all {total} cases"
+            return f"bnlib.check.{self.name}: passed {passed}.{note}"
+        of = f"{self.cases_passed} of {_cases(total)}"
+        lines = [f"bnlib.check.{self.name}: FAILED, {of} passed."]
         if self.summary:
             lines += ["", self.summary]
         for d in self.diagnoses:
@@ -438,7 +445,8 @@ class CheckResult:
             lines.append(f"  {c.case}:")
             lines += [f"    {p}" for p in c.problems]
         if len(failing) > len(shown):
-            lines.append(f"  ... and {len(failing) - len(shown)} more failing cases.")
+            more = len(failing) - len(shown)
+            lines.append(f"  ... and {more} more failing {'case' if more == 1 else 'cases'}.")
         return "\n".join(lines)
 
     __repr__ = __str__

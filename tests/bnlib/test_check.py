@@ -232,6 +232,26 @@ def test_correct_functions_pass_with_full_marks(checker, fn):
     assert "passed all" in str(result) and "FAILED" not in str(result)
 
 
+@pytest.mark.parametrize(
+    ("verdicts", "says"),
+    [
+        ([True], "passed the 1 case."),
+        ([True] * 3, "passed all 3 cases."),
+        ([False], "FAILED, 0 of 1 case passed."),
+        ([True, False, False], "FAILED, 1 of 3 cases passed."),
+        ([False] * 5, "... and 1 more failing case."),
+        ([False] * 6, "... and 2 more failing cases."),
+    ],
+)
+def test_the_report_counts_its_cases_in_the_singular_or_the_plural(verdicts, says):
+    cases = [
+        check.CaseResult(f"case {k}", ok, [] if ok else ["wrong"]) for k, ok in enumerate(verdicts)
+    ]
+    report = str(check.CheckResult("forward", cases))
+    assert says in report
+    assert "1 cases" not in report and "1 more failing cases" not in report
+
+
 # --------------------------------------------------------------------------------------
 # Each classic mistake, with its diagnosis
 # --------------------------------------------------------------------------------------

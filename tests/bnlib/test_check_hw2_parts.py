@@ -6,6 +6,7 @@ written by hand as a student would, is diagnosed by name."""
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -264,10 +265,17 @@ def test_broken_recalibrations_get_a_report():
 # --------------------------------------------------------------------------------------
 
 
-def test_fold_orders_check_cell_records_without_a_verdict():
-    report = str(check.fold_orders(lambda: (True, True, True)))
-    assert "recorded" in report and "BN → conv with zero padding: foldable" in report
+def test_fold_orders_check_cell_records_without_a_verdict_nor_the_answer():
+    """The book's page runs the check cell on the solution, above the collapsed answer: its
+    report is the same whatever the three bools, and names none of them."""
+    reports = {
+        str(check.fold_orders(lambda a=a: a)) for a in itertools.product((True, False), repeat=3)
+    }
+    assert len(reports) == 1
+    (report,) = reports
+    assert "recorded" in report and "graded when you hand in" in report
     assert "FAILED" not in report and "passed" not in report
+    assert "foldable" not in report and "True" not in report and "False" not in report
     assert "expected a tuple of 3 bools" in str(check.fold_orders(lambda: "yes"))
 
     def stub():

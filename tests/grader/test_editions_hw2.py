@@ -130,14 +130,61 @@ def test_the_page_links_the_sections_that_derive_the_formulas(source, student_no
     assert "*node by node*" in student_notebook_text
 
 
+# A points cell of the table: "3" (automatic), "1 + 1 by hand" (1 automatic and 1 by hand)
+# or "4 by hand"; a row: | part | what you write | points |.
+POINTS_CELL = r"(?:(\d+)(?: \+ (\d+) by hand)?|(\d+) by hand)"
+TABLE_ROW = re.compile(rf"^\| (\d)([a-z]?) \| (.+?) \| {POINTS_CELL} \|", re.M)
+HEADING = re.compile(r"^## Part (\d): .*\((\d+) points?(?:, (\d+|by hand)(?: by hand)?)?\)$", re.M)
+EXERCISE = re.compile(r"\*\*\((\d+) points?(?:, and (\d+) points? by hand)?\)\*\*")
+
+
+def table_points(text: str) -> dict[str, tuple[int, int]]:
+    """Each row's (automatic, by hand) points, keyed by its part ("1a", "5")."""
+    points = {}
+    for number, letter, _, auto, extra, hand in TABLE_ROW.findall(text):
+        points[number + letter] = (0, int(hand)) if hand else (int(auto), int(extra or 0))
+    return points
+
+
 def test_the_page_states_the_registry_points(source):
-    rows = re.findall(r"^\| (\w+) \| `(\w+)`: .*? \| (\d+)(?: \+ (\d+) by hand)? \|$",
-                      text_of(source), re.M)  # fmt: skip
-    by_function = {function: int(points) for _, function, points, _ in rows}
-    assert by_function == {p.function: p.points for p in HW.parts}
-    by_hand = sum(int(extra) for *_, extra in rows if extra) + 4  # part 5: 2 + 2
-    total = f"**{HW.max_score + by_hand:g}** ({HW.max_score:g} automatic, {by_hand} by hand)"
-    assert total in text_of(source)
+    """The table, the section headings and the exercises state the registry's points, and
+    add up to the same total."""
+    text = text_of(source)
+    rows = re.findall(r"^\| \w+ \| `(\w+)`: .*? \| (\d+)(?: \+ \d+ by hand)? \|$", text, re.M)
+    assert {function: int(points) for function, points in rows} == {
+        p.function: p.points for p in HW.parts
+    }
+    table = table_points(text)
+    assert sorted(table) == ["1a", "1b", "2", "3", "4a", "4b", "5"]
+    automatic = sum(auto for auto, _ in table.values())
+    by_hand = sum(hand for _, hand in table.values())
+    assert automatic == HW.max_score
+    total = f"**{automatic + by_hand}** ({automatic} automatic, {by_hand} by hand)"
+    assert total in text
+
+    headings = HEADING.findall(text)
+    assert [number for number, *_ in headings] == ["1", "2", "3", "4", "5"]
+    sections = re.split(r"^## ", text, flags=re.M)
+    for number, points, hand in headings:
+        rows_of_part = [v for k, v in table.items() if k[0] == number]
+        want_auto = sum(a for a, _ in rows_of_part)
+        want_hand = sum(h for _, h in rows_of_part)
+        hand_points = int(points) if hand == "by hand" else int(hand or 0)
+        assert (int(points), hand_points) == (want_auto + want_hand, want_hand), number
+        (section,) = [s for s in sections if s.startswith(f"Part {number}:")]
+        exercises = EXERCISE.findall(section)
+        assert exercises, number
+        assert sum(int(p) + int(h or 0) for p, h in exercises) == int(points), number
+    assert sum(int(points) for _, points, _ in headings) == automatic + by_hand
+
+
+def test_the_readme_states_the_pages_points():
+    """The README's table for instructors gives each part the page's points."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("**The second homework**")
+    section = readme[start : readme.index("**Changing the homework.**", start)]
+    assert table_points(section) == table_points(SOURCE.read_text(encoding="utf-8"))
+    assert f"{HW.max_score:g} points are graded automatically" in " ".join(section.split())
 
 
 def test_student_edition_keeps_stubs_checks_and_asks_only_the_questions(source):
