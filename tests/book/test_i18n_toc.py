@@ -37,11 +37,11 @@ def test_toc_caption_is_translated(tmp_path, monkeypatch):
     catalog.add("Part I: the mechanism", "第一部分：原理")
     with (source / "locales" / "zh_CN" / "LC_MESSAGES" / "index.mo").open("wb") as file:
         write_mo(file, catalog)
-    extensions = ["myst_parser", "sphinx_external_toc", "i18n"]
+    extensions = ["myst_nb", "sphinx_external_toc", "i18n"]
     (source / "conf.py").write_text(
         f"import sys\nsys.path.insert(0, {str(ROOT / '_ext')!r})\n"
         f"extensions = {extensions!r}\nlanguage = 'zh_CN'\nlocale_dirs = ['locales/']\n"
-        "gettext_compact = False\nexternal_toc_path = '_toc.yml'\n"
+        "gettext_compact = False\nexternal_toc_path = '_toc.yml'\nnb_execution_mode = 'off'\n"
         "exclude_patterns = ['_build']\n",
         encoding="utf-8",
     )
