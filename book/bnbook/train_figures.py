@@ -289,7 +289,7 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
                 )
         ax.set_yscale("log")
         low, high = ax.get_ylim()
-        if np.log10(high / low) < 2:  # a decade or so: 1, 2, 5 times each power of ten
+        if np.log10(high / low) < 3:  # a few decades: 1, 2, 5 times each power of ten
             ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())

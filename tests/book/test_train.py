@@ -329,7 +329,7 @@ def test_learning_rate_explorer_has_a_frame_and_caption_per_rate():
 
 
 def test_landscape_figure_labels_several_ticks_on_each_log_axis():
-    """A panel whose values span about a decade (the smoothness ℓ: 4 to 40) is labelled at
+    """A panel whose values span a decade or two (the smoothness ℓ: 4 to 40) is labelled at
     1, 2 and 5 times the powers of ten, not at a single "10"."""
     from bnbook import train_figures
 
