@@ -20,6 +20,10 @@ A local Sphinx extension, in both configurations:
   ``<head>`` names the other edition as ``<link rel="alternate" hreflang>`` too; myst-nb's
   prompts on folded cells ("Show code cell source") are put in Chinese. Sphinx sets
   ``<html lang>`` from ``language`` ("zh-CN" on the Chinese pages).
+- **The sidebar's part captions** (``_toc.yml`` ``caption:``): sphinx-external-toc inserts
+  the root page's toctrees after Sphinx translated the page, so their captions (extracted
+  into ``index.po`` all the same) stayed English on every Chinese page; they are translated
+  from the root page's catalogue once the page is read.
 """
 
 from __future__ import annotations
@@ -95,6 +99,28 @@ def set_language(app: Sphinx, config) -> None:
         os.environ.pop("BNBOOK_I18N_MISSING", None)
     if str(STATIC) not in map(str, config.html_static_path):
         config.html_static_path.append(str(STATIC))
+
+
+def translate_toc_captions(app: Sphinx, doctree) -> None:
+    """On a Chinese build, the captions of a page's toctrees from the page's catalogue."""
+    if edition(app.config.language) != "zh":
+        return
+    from sphinx import addnodes
+    from sphinx.locale import init as init_locale
+    from sphinx.util.i18n import docname_to_domain
+
+    toctrees = [node for node in doctree.findall(addnodes.toctree) if node.get("caption")]
+    if not toctrees:
+        return
+    dirs = [str(Path(app.srcdir, folder)) for folder in app.config.locale_dirs]
+    domain = docname_to_domain(app.env.docname, app.config.gettext_compact)
+    catalog, found = init_locale(dirs, app.config.language, domain)
+    if not found:
+        return
+    for node in toctrees:
+        caption = catalog.gettext(node["caption"])
+        node["caption"] = caption
+        node["rawcaption"] = caption
 
 
 def other_edition_href(pagename: str, this: str) -> str:
@@ -189,6 +215,7 @@ def _keep_renderers() -> None:
 
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", set_language)
+    app.connect("doctree-read", translate_toc_captions)
     app.connect("build-finished", add_switches)
     app.add_css_file("bnbook-i18n.css")  # _ext/static (accessible.py adds the folder)
     _keep_renderers()

@@ -288,6 +288,9 @@ def landscape_figure(steps: Sequence[int], results: Mapping[str, dict]) -> Figur
                     label=t(label) if s == 0 and ax is axes[0] else None,
                 )
         ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        if np.log10(high / low) < 3:  # a few decades: 1, 2, 5 times each power of ten
+            ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set(ylabel=ylabel)

@@ -49,7 +49,7 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
     """
     m_measured, v_measured = unbiased_normalization_variance(ms, eps=eps, seed=seed)
     m_line = np.arange(2, int(m_measured.max()) + 1, dtype=np.float64)
-    fig = Figure(figsize=(FULL_WIDTH, 3.8), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 4.4), layout="constrained")
     ax = fig.subplots()
     ax.axhline(
         1.0,
@@ -87,7 +87,7 @@ def unbiased_pitfall_figure(ms, eps: float = 1e-5, seed: int = 0, mark: int | No
     ax.set_ylabel(t("variance of the output"))
     ax.set_ylim(0.45, 1.05)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower right")
+    fig.legend(loc="outside lower center")  # below the axes: off the data and the label
     ax.set_title(t("Normalizing with the unbiased variance shrinks the output"))
     return fig
 
@@ -142,7 +142,7 @@ def eps_sweep_figure(variances, eps_values, default_eps: float = 1e-5, seed: int
     """
     eps_values = np.asarray(eps_values, dtype=np.float64)
     stds = output_std_vs_eps(variances, eps_values, seed=seed)
-    fig = Figure(figsize=(FULL_WIDTH, 3.8), layout="constrained")
+    fig = Figure(figsize=(FULL_WIDTH, 4.4), layout="constrained")
     ax = fig.subplots()
     for k, v in enumerate(np.asarray(variances, dtype=np.float64)):
         ax.plot(
@@ -166,6 +166,6 @@ def eps_sweep_figure(variances, eps_values, default_eps: float = 1e-5, seed: int
     ax.set_ylabel(t("standard deviation of the output"))
     ax.set_ylim(0, 1.08)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower left")
+    fig.legend(loc="outside lower center", ncols=2)  # below the axes: off the curves
     ax.set_title(t("ε barely matters, until it is comparable to the channel's variance"))
     return fig

@@ -17,6 +17,7 @@ ZH = ROOT / "_config_zh.yml"
 #: The keys the Chinese edition sets or changes (paths into the YAML).
 ZH_KEYS = {
     ("title",),
+    ("author",),
     ("html", "baseurl"),
     ("sphinx", "config", "language"),
     ("sphinx", "config", "locale_dirs"),

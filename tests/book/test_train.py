@@ -326,3 +326,31 @@ def test_learning_rate_explorer_has_a_frame_and_caption_per_rate():
     before = live.image.value
     live.slider.value = 0.01
     assert "Learning rate 0.01" in live.caption.value and live.image.value != before
+
+
+def test_landscape_figure_labels_several_ticks_on_each_log_axis():
+    """A panel whose values span a decade or two (the smoothness ℓ: 4 to 40) is labelled at
+    1, 2 and 5 times the powers of ten, not at a single "10"."""
+    from bnbook import train_figures
+
+    rng = np.random.default_rng(0)
+    results = {
+        "batch": {
+            "loss_range": rng.uniform(1e-3, 5, (3, 3)),
+            "smoothness": rng.uniform(4, 40, (3, 3)),
+        },
+        "none": {
+            "loss_range": rng.uniform(1e-3, 5, (3, 3)),
+            "smoothness": rng.uniform(4, 40, (3, 3)),
+        },
+    }
+    figure = train_figures.landscape_figure((0, 50, 100), results)
+    figure.canvas.draw()
+    for ax in figure.axes:
+        low, high = ax.get_ylim()
+        shown = [
+            tick.get_text()
+            for tick in ax.get_yticklabels()
+            if tick.get_text() and low <= tick.get_position()[1] <= high
+        ]
+        assert len(shown) >= 3, (ax.get_ylabel(), shown)

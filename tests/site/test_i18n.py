@@ -6,6 +6,8 @@
 - In Chromium: the switch is reached and followed from the keyboard, its accessible name is
   its text; the Chinese edition's search finds Chinese words; the in-page JavaScript's
   labels are Chinese on a Chinese page.
+- Statically: the theme's interface words, the sidebar's part captions and the footer's
+  author are Chinese on every Chinese page.
 
 The browser checks open the sample of Chinese pages in ``pages.ZH_SAMPLE`` only.
 """
@@ -161,3 +163,28 @@ def test_chinese_pages_have_a_chinese_interface(site, zh_site):
         for path in zh_pages()
     }
     assert {path: words for path, words in left.items() if words} == {}
+
+
+CAPTION = re.compile(r'<p aria-level="2" class="caption" role="heading">'
+                     r'<span class="caption-text">([^<]*)</span>')  # fmt: skip
+AUTHOR = re.compile(r'<p class="component-author">\s*([^<]*?)\s*</p>')
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_chinese_pages_have_chinese_sidebar_captions_and_author(site, zh_site):
+    """The sidebar's part captions (``_toc.yml``, translated by ``_ext/i18n.py``) and the
+    footer's author (``_config_zh.yml``) are Chinese on every Chinese page."""
+    english = {}
+    for path in zh_pages():
+        text = _read(site / path)
+        captions = CAPTION.findall(text)
+        authors = AUTHOR.findall(text)
+        assert captions and authors, path
+        left = [
+            words
+            for words in captions + authors
+            if not HAN.search(words) or re.search("[A-Za-z]{3,}", words.replace("bnbook", ""))
+        ]
+        if left:
+            english[path] = left
+    assert english == {}
