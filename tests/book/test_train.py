@@ -197,13 +197,18 @@ def assert_same_state(a, b, atol=1e-5):
     ],
 )
 def test_train_many_equals_torch_sgd_one_model_at_a_time(data, make, norms):
-    models = [make(norm, seed=s) for norm in norms for s in (0, 1)]
+    assert_train_many_equals_alone([make(norm, seed=s) for norm in norms for s in (0, 1)], data)
+
+
+def assert_train_many_equals_alone(models, data, steps=8, batch_size=4):
+    """MODELS trained side by side in one wide model (train.train_many, a learning rate and
+    seed each) end with the losses and state of each trained alone with torch.optim.SGD."""
     lrs = [0.01 * (i + 1) for i in range(len(models))]
     seeds = list(range(len(models)))
     alone = [copy.deepcopy(m) for m in models]
-    histories = train.train_many(models, data, lrs, 8, 4, seeds)
+    histories = train.train_many(models, data, lrs, steps, batch_size, seeds)
     for model, single, lr, seed, history in zip(models, alone, lrs, seeds, histories, strict=True):
-        losses = sgd_alone(single, data, lr, 8, 4, seed)
+        losses = sgd_alone(single, data, lr, steps, batch_size, seed)
         np.testing.assert_allclose(history.train_loss, losses, rtol=1e-5, atol=1e-5)
         assert_same_state(model, single)
 

@@ -10,7 +10,7 @@ import torch
 
 import bnlib
 from bnbook import skipinit, train, variants
-from tests.book.test_train import assert_same_state, sgd_alone
+from tests.book.test_train import assert_train_many_equals_alone
 
 torch.set_num_threads(1)
 
@@ -136,27 +136,13 @@ def test_train_many_equals_torch_sgd_one_model_at_a_time(data):
     """Renorm, ghost and plain batch norm copies side by side in one wide model train as
     each alone with torch.optim.SGD."""
     models = [make_variant(kind, s) for kind in ("renorm", "ghost", "batch") for s in (0, 1)]
-    lrs = [0.01 * (i + 1) for i in range(len(models))]
-    seeds = list(range(len(models)))
-    alone = [copy.deepcopy(m) for m in models]
-    histories = train.train_many(models, data, lrs, 8, 4, seeds)
-    for model, single, lr, seed, history in zip(models, alone, lrs, seeds, histories, strict=True):
-        losses = sgd_alone(single, data, lr, 8, 4, seed)
-        np.testing.assert_allclose(history.train_loss, losses, rtol=1e-5, atol=1e-5)
-        assert_same_state(model, single)
+    assert_train_many_equals_alone(models, data)
 
 
 @pytest.mark.parametrize("variant", skipinit.VARIANTS)
 def test_skipinit_networks_train_many_as_alone(data, variant):
     models = [skipinit.make_deep_resnet(variant, depth=3, width=4, seed=s) for s in (0, 1)]
-    alone = [copy.deepcopy(m) for m in models]
-    histories = train.train_many(models, data, [0.01, 0.02], 6, 8, [0, 1])
-    for model, single, lr, seed, history in zip(
-        models, alone, [0.01, 0.02], [0, 1], histories, strict=True
-    ):
-        losses = sgd_alone(single, data, lr, 6, 8, seed)
-        np.testing.assert_allclose(history.train_loss, losses, rtol=1e-5, atol=1e-5)
-        assert_same_state(model, single)
+    assert_train_many_equals_alone(models, data, steps=6, batch_size=8)
 
 
 def test_skipinit_blocks_start_as_the_identity(data):
