@@ -122,6 +122,18 @@ class PageLog:
         self.in_flight: set[str] = set()
 
 
+#: CSS transitions and animations off, so what a test measures is the final state at once
+#: (a wait for a transition to end would depend on how busy the machine is).
+NO_TRANSITIONS = (
+    "*, *::before, *::after { transition: none !important; animation: none !important; }"
+)
+
+
+def without_transitions(page) -> None:
+    """Turn off ``page``'s CSS transitions and animations (see :data:`NO_TRANSITIONS`)."""
+    page.add_style_tag(content=NO_TRANSITIONS)
+
+
 def open_page(browser, base_url: str, path: str):
     """A new page at ``path`` with everything off 127.0.0.1 blocked; returns (page, log)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.site.pages import PAGES, ROOT, open_page, unavailable
+from tests.site.pages import PAGES, ROOT, open_page, unavailable, without_transitions
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
@@ -51,14 +51,15 @@ def describe(violations: list[dict]) -> str:
 
 def set_mode(page, mode: str) -> None:
     """The theme's own switch: ``data-theme`` (and ``data-mode``) on <html>."""
+    without_transitions(page)  # colours at their final values, never mid-transition
     page.evaluate(
         """(mode) => {
             document.documentElement.dataset.theme = mode;
             document.documentElement.dataset.mode = mode;
+            document.documentElement.getBoundingClientRect();  // restyle now
         }""",
         mode,
     )
-    page.wait_for_timeout(300)  # let CSS transitions end before colours are measured
 
 
 @pytest.fixture(scope="module")

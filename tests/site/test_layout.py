@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.site.pages import PAGES, open_page
+from tests.site.pages import PAGES, open_page, without_transitions
 
 #: Image pixels per displayed CSS pixel, at least (the book draws at 2, ``bnbook.style``).
 MIN_PIXEL_RATIO = 1.5
@@ -87,8 +87,8 @@ MEASURE = r"""() => {
 def test_page_layout_at_1280px(browser, base_url, path):
     page, _ = open_page(browser, base_url, path)
     try:
-        page.evaluate(OPEN_ALL)
-        page.wait_for_timeout(200)  # let the unfolded blocks lay out
+        without_transitions(page)
+        page.evaluate(OPEN_ALL)  # measuring below forces the layout at once: no wait needed
         found = page.evaluate(MEASURE.replace("MIN", str(MIN_PIXEL_RATIO)))
     finally:
         page.context.close()
