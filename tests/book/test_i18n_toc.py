@@ -7,13 +7,10 @@ without the extension the caption stays English on every Chinese page.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.book.sphinx_project import build, write_catalog
+
 TOC = """format: jb-book
 root: index
 parts:
@@ -30,30 +27,18 @@ parts:
 def test_toc_caption_is_translated(tmp_path, monkeypatch):
     monkeypatch.setenv("BNBOOK_LANG", "en")  # the extension sets these: restored after
     monkeypatch.setenv("BNBOOK_I18N_MISSING", "")
-    sphinx_application = pytest.importorskip("sphinx.application")
     pytest.importorskip("sphinx_external_toc")
     source = tmp_path / "src"
-    (source / "locales" / "zh_CN" / "LC_MESSAGES").mkdir(parents=True)
+    source.mkdir()
     (source / "index.md").write_text("# Home\n\nThe book.\n", encoding="utf-8")
     (source / "second.md").write_text("# Second\n\nA page.\n", encoding="utf-8")
     (source / "_toc.yml").write_text(TOC, encoding="utf-8")
-    catalog = Catalog(locale="zh_CN")
-    catalog.add("Part I: the mechanism", "第一部分：原理")
-    with (source / "locales" / "zh_CN" / "LC_MESSAGES" / "index.mo").open("wb") as file:
-        write_mo(file, catalog)
-    extensions = ["myst_nb", "sphinx_external_toc", "i18n"]
-    (source / "conf.py").write_text(
-        f"import sys\nsys.path.insert(0, {str(ROOT / '_ext')!r})\n"
-        f"extensions = {extensions!r}\nlanguage = 'zh_CN'\nlocale_dirs = ['locales/']\n"
-        "gettext_compact = False\nexternal_toc_path = '_toc.yml'\nnb_execution_mode = 'off'\n"
-        "exclude_patterns = ['_build']\n",
-        encoding="utf-8",
-    )
-    app = sphinx_application.Sphinx(
-        str(source), str(source), str(tmp_path / "html"), str(tmp_path / "doctrees"), "html",
-        status=None, warning=None, freshenv=True,
+    write_catalog(source, "index", {"Part I: the mechanism": "第一部分：原理"})
+    build(
+        source, tmp_path, ["myst_nb", "sphinx_external_toc", "i18n"], language="zh_CN",
+        locale_dirs=["locales/"], gettext_compact=False, external_toc_path="_toc.yml",
+        nb_execution_mode="off",
     )  # fmt: skip
-    app.build()
     for page in ("index", "second"):
         html = (tmp_path / "html" / f"{page}.html").read_text(encoding="utf-8")
         assert "第一部分：原理" in html, page

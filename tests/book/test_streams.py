@@ -9,15 +9,13 @@ the split, and the page built from it must show the text as printed.
 from __future__ import annotations
 
 import html
-import io
 import re
 import sys
-from pathlib import Path
 
 import nbformat
-import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.book.sphinx_project import ROOT, build
+
 PRINTED = "ln 0.01 / ln 0.9 = 43.71, so 44 batches\nafter 43 batches: 0.01078\n"
 #: the same text in the chunks a busy kernel once sent: the newline starts the second one
 CHUNKS = ["ln 0.01 / ln 0.9 = 43.71, so 44 batches", "\nafter 43 batches: 0.01078\n"]
@@ -48,7 +46,6 @@ def test_split_chunks_merge_to_the_printed_text():
 
 
 def test_page_shows_split_output_as_printed(tmp_path):
-    sphinx_application = pytest.importorskip("sphinx.application")
     source = tmp_path / "src"
     source.mkdir()
     notebook = nbformat.v4.new_notebook()
@@ -57,19 +54,10 @@ def test_page_shows_split_output_as_printed(tmp_path):
     notebook.cells = [nbformat.v4.new_markdown_cell("# Split"), cell]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(notebook, source / "index.ipynb")
-    (source / "conf.py").write_text(
-        f"import sys\nsys.path.insert(0, {str(ROOT / '_ext')!r})\n"
-        "extensions = ['myst_nb', 'streams']\nnb_execution_mode = 'off'\n"
-        "nb_merge_streams = True\nexclude_patterns = ['_build']\n",
-        encoding="utf-8",
+    warnings = build(
+        source, tmp_path, ["myst_nb", "streams"], nb_execution_mode="off", nb_merge_streams=True
     )
-    warnings = io.StringIO()
-    app = sphinx_application.Sphinx(
-        str(source), str(source), str(tmp_path / "html"), str(tmp_path / "doctrees"), "html",
-        status=None, warning=warnings, freshenv=True,
-    )  # fmt: skip
-    app.build()
     page = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
     blocks = re.findall(r'class="output stream.*?<pre>(.*?)</pre>', page, re.S)
     shown = [html.unescape(re.sub(r"<[^>]+>", "", b)) for b in blocks]
-    assert shown == [PRINTED], (shown, warnings.getvalue())
+    assert shown == [PRINTED], (shown, warnings)
